@@ -1,0 +1,1 @@
+"""omnirouter_identity."""

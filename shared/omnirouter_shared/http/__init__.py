@@ -1,0 +1,1 @@
+"""HTTP helpers shared by the services: ops routes, JSON errors, request metrics."""
