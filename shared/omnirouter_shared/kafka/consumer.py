@@ -66,14 +66,20 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         # Wait for the batch in flight to finish and commit, so the next owner does not redo it.
         async with self._loop._processing:
-            pass
+            if self._loop.on_revoked is not None:
+                await self._loop.on_revoked(revoked)
         metrics.CONSUMER_ASSIGNED.labels(self._loop.group_id).set(0)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        if self._loop.on_assigned is not None:
+            # A stateful consumer restores its state here and may rewind to where that state ends.
+            seeks = await self._loop.on_assigned(assigned)
+            consumer = self._loop._consumer
+            if seeks and consumer is not None:
+                for tp, offset in seeks.items():
+                    consumer.seek(tp, offset)
         self._loop._assigned_once = True
         metrics.CONSUMER_ASSIGNED.labels(self._loop.group_id).set(len(assigned))
-        if self._loop.on_assigned is not None:
-            await self._loop.on_assigned(assigned)
 
 
 class ConsumerLoop:
@@ -88,7 +94,9 @@ class ConsumerLoop:
         max_batch: int = 500,
         auto_offset_reset: str = "earliest",
         decode: bool = True,
-        on_assigned: Callable[[set[TopicPartition]], Awaitable[None]] | None = None,
+        on_assigned: Callable[[set[TopicPartition]], Awaitable[dict[TopicPartition, int] | None]]
+        | None = None,
+        on_revoked: Callable[[set[TopicPartition]], Awaitable[None]] | None = None,
     ) -> None:
         self.group_id = group_id
         self._settings = settings
@@ -99,6 +107,7 @@ class ConsumerLoop:
         self._auto_offset_reset = auto_offset_reset
         self._decode = decode
         self.on_assigned = on_assigned
+        self.on_revoked = on_revoked
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -158,6 +167,18 @@ class ConsumerLoop:
     @property
     def healthy(self) -> bool:
         return self.alive and self._stats.failing_since is None
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        """The group's committed offset for ``tp`` (None if nothing was committed yet)."""
+        if self._consumer is None:
+            return None
+        result = await self._consumer.committed(tp)
+        return int(result) if result is not None else None
+
+    async def end_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        if self._consumer is None:
+            return {}
+        return {tp: int(o) for tp, o in (await self._consumer.end_offsets(list(tps))).items()}
 
     def seconds_since_tick(self) -> float:
         return time.monotonic() - self._stats.last_tick

@@ -109,6 +109,28 @@ class EventProducer:
             metrics.EVENTS_PRODUCED.labels(name).inc()
         metrics.PRODUCE_LATENCY.labels(names[0]).observe(elapsed)
 
+    async def send_to_partition(
+        self,
+        topic: Topic | str,
+        partition: int,
+        key: str | bytes | None,
+        value: bytes | None,
+        headers: Headers | None = None,
+    ) -> None:
+        """Produce to an explicit partition (e.g. routing's clock ticks into the partition it owns)."""
+        producer = self._require()
+        name = self._settings.topic(topic)
+        k = key.encode() if isinstance(key, str) else key
+        try:
+            fut = await producer.send(
+                name, value=value, key=k, partition=partition, headers=list(headers or ())
+            )
+            await asyncio.wait_for(fut, timeout=self._timeout_s)
+        except (KafkaError, TimeoutError, OSError) as exc:
+            metrics.PRODUCE_FAILURES.labels(name).inc()
+            raise BrokerUnavailable(f"broker did not acknowledge: {type(exc).__name__}: {exc}") from exc
+        metrics.EVENTS_PRODUCED.labels(name).inc()
+
     async def healthy(self) -> bool:
         """True when the broker answered a metadata request recently (cached for a second)."""
         if self._producer is None:
