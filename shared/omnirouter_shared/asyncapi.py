@@ -22,8 +22,7 @@ def _message_name(event_type: str, version: int) -> str:
 
 
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    return schema
+    return model.model_json_schema(ref_template="#/components/schemas/{model}")
 
 
 def build() -> dict[str, Any]:
