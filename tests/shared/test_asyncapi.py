@@ -11,7 +11,9 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.yaml"
 
 
 def test_committed_asyncapi_matches_the_code() -> None:
-    assert DOC.read_text() == render(), "regenerate: python -m omnirouter_shared.asyncapi > docs/asyncapi.yaml"
+    assert DOC.read_text() == render(), (
+        "regenerate: python -m omnirouter_shared.asyncapi > docs/asyncapi.yaml"
+    )
 
 
 def test_every_topic_and_message_reference_resolves() -> None:
