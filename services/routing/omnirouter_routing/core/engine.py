@@ -17,11 +17,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from omnirouter_routing.config import ClosedAction, QueueConfig, RoutingConfig
+from omnirouter_routing.config import ClosedAction, QueueConfig, RoutingConfig, SelectionStrategy
 from omnirouter_routing.core import capacity
-from omnirouter_routing.core.decisions import Decision, derive_id
+from omnirouter_routing.core.decisions import Decision, decision_ids, derive_id
 from omnirouter_routing.core.intents import IntentMatcher
 from omnirouter_routing.core.matching import fits, rank_key
+from omnirouter_routing.core.payloads import assemble
+from omnirouter_routing.core.ready import ReadyIndex
 from omnirouter_routing.core.snapshot import dump_state, load_state
 from omnirouter_routing.core.state import (
     Agent,
@@ -93,9 +95,10 @@ class RoutingEngine:
         self._config = config
         self._state = state if state is not None else RoutingState()
         self._intents = IntentMatcher(config)
+        self._last_agent_memory = timedelta(seconds=config.timers.last_agent_memory)
         self._waiting = WaitingIndex()
         self._timers = Timers()
-        self._ready: set[str] = set()
+        self._ready = ReadyIndex()
         self._by_customer: dict[str, str] = {}
         self._by_interaction: dict[str, str] = {}
         self._out: list[tuple[str, BaseModel]] = []
@@ -140,19 +143,26 @@ class RoutingEngine:
         self._now = st.clock
         _remember(st.recent_events, event_id, self._config.dedup_window)
         self._out = []
-        self._run_timers()
+        if self._timers.next_due_by(self._now):
+            self._run_timers()
         if self._redispatch_all:
             self._redispatch_all = False
-            for agent_id in sorted(self._ready):
+            for agent_id in list(self._ready):
                 self._dispatch_agent(st.agents[agent_id])
         handler = self._handlers.get(type(payload))
         if handler is not None:
             handler(payload)
         # A handler may make a time-out due right away (a re-queued task whose escalation step passed).
-        self._run_timers()
-        self._prune_last_agents()
+        if self._timers.next_due_by(self._now):
+            self._run_timers()
+        la = st.last_agent
+        if la and next(iter(la.values()))[1] <= self._now - self._last_agent_memory:
+            self._prune_last_agents()
         out, self._out = self._out, []
-        return [Decision(derive_id(event_id, str(i)), key, p) for i, (key, p) in enumerate(out)]
+        if not out:
+            return []
+        ids = decision_ids(event_id, len(out))
+        return [Decision(ids[i], key, p) for i, (key, p) in enumerate(out)]
 
     def snapshot(self) -> bytes:
         return dump_state(self._state)
@@ -169,6 +179,7 @@ class RoutingEngine:
         """
         self._config = config
         self._intents = IntentMatcher(config)
+        self._last_agent_memory = timedelta(seconds=config.timers.last_agent_memory)
         for task in self._state.tasks.values():
             if task.queue not in config.queues:
                 task.queue = config.default_queue
@@ -190,7 +201,7 @@ class RoutingEngine:
         st = self._state
         self._waiting = WaitingIndex()
         self._timers = Timers()
-        self._ready = set()
+        self._ready = ReadyIndex()
         self._by_customer = {c.customer_id: c.id for c in st.conversations.values()}
         self._by_interaction = {}
         for task in st.tasks.values():
@@ -228,12 +239,19 @@ class RoutingEngine:
         self._timers.push(due, TimerKind.CONVERSATION_WINDOW, conv.id)
 
     def _refresh_ready(self, agent: Agent) -> None:
+        # A cheap pre-filter (fits() checks the exact channel rules): humans with units left, bots with
+        # any channel slot left.
+        cap = self._config.capacity
         if (
             agent.enabled
             and agent.status is AgentStatus.AVAILABLE
-            and capacity.has_any_room(agent, self._config.capacity)
+            and (
+                agent.used_units < cap.units
+                if agent.kind is AgentKind.HUMAN
+                else capacity.has_any_room(agent, cap)
+            )
         ):
-            self._ready.add(agent.id)
+            self._ready.put(agent, cap)
         else:
             self._ready.discard(agent.id)
 
@@ -260,7 +278,8 @@ class RoutingEngine:
     def _queued(self, task: Task, reason: str) -> None:
         self._emit(
             task.id,
-            TaskQueued.model_construct(
+            assemble(
+                TaskQueued,
                 task_id=task.id,
                 conversation_id=task.conversation_id,
                 customer_id=task.customer_id,
@@ -274,7 +293,8 @@ class RoutingEngine:
     def _closed(self, task: Task, reason: str, agent_id: str | None) -> None:
         self._emit(
             agent_id or task.id,
-            TaskClosed.model_construct(
+            assemble(
+                TaskClosed,
                 task_id=task.id,
                 conversation_id=task.conversation_id,
                 customer_id=task.customer_id,
@@ -358,14 +378,35 @@ class RoutingEngine:
         qc = self._qc(task)
         cursor = self._state.rr_cursor.get(task.queue)
         best: Agent | None = None
-        best_key: tuple[float | int | str, ...] | None = None
-        for agent_id in self._ready:
-            agent = agents[agent_id]
-            if not fits(agent, task, cap, now, as_preferred=False):
-                continue
-            key = rank_key(agent, task, qc.strategy, cap, cursor)
-            if best_key is None or key < best_key:
-                best, best_key = agent, key
+        if qc.strategy is SelectionStrategy.HIGHEST_PROFICIENCY:
+            best_key: tuple[float | int | str, ...] | None = None
+            for agent_id in self._ready:
+                agent = agents[agent_id]
+                if fits(agent, task, cap, now, as_preferred=False):
+                    key = rank_key(agent, task, qc.strategy, cap, cursor)
+                    if best_key is None or key < best_key:
+                        best, best_key = agent, key
+        else:
+            # Agents come in the strategy's order: the first fit wins unless a later one holds more of
+            # the task's preferred skills (the same order ``rank_key`` defines, without a full scan).
+            if qc.strategy is SelectionStrategy.LONGEST_IDLE:
+                order = self._ready.longest_idle()
+            elif qc.strategy is SelectionStrategy.LEAST_OCCUPIED:
+                order = self._ready.least_occupied()
+            else:
+                order = self._ready.round_robin(cursor)
+            wanted = task.preferred
+            best_pref = -1
+            for agent_id in order:
+                agent = agents[agent_id]
+                if not fits(agent, task, cap, now, as_preferred=False):
+                    continue
+                skills = agent.skills
+                pref = sum(1 for s, level in wanted.items() if skills.get(s, 0) >= level) if wanted else 0
+                if pref > best_pref:
+                    best, best_pref = agent, pref
+                    if pref == len(wanted):
+                        break
         if best is not None:
             self._offer(task, best)
 
@@ -411,7 +452,8 @@ class RoutingEngine:
         self._timers.push(expires, TimerKind.OFFER_EXPIRY, task.id)
         self._emit(
             agent.id,
-            TaskOffered.model_construct(
+            assemble(
+                TaskOffered,
                 offer_id=offer_id,
                 agent_id=agent.id,
                 task=task_view(task, self._priority(task)),
@@ -426,8 +468,12 @@ class RoutingEngine:
         if offer is not None:
             self._emit(
                 offer.agent_id,
-                OfferRescinded.model_construct(
-                    offer_id=offer.offer_id, task_id=task.id, agent_id=offer.agent_id, reason=reason
+                assemble(
+                    OfferRescinded,
+                    offer_id=offer.offer_id,
+                    task_id=task.id,
+                    agent_id=offer.agent_id,
+                    reason=reason,
                 ),
             )
         return agent
@@ -451,9 +497,7 @@ class RoutingEngine:
     def _force_away(self, agent: Agent, reason: str) -> None:
         agent.status = AgentStatus.AWAY
         self._refresh_ready(agent)
-        self._emit(
-            agent.id, AgentStateForced.model_construct(agent_id=agent.id, status="away", reason=reason)
-        )
+        self._emit(agent.id, assemble(AgentStateForced, agent_id=agent.id, status="away", reason=reason))
         self._requeue_offers_of(agent, "agent_away")
 
     def _requeue_offers_of(self, agent: Agent, reason: str) -> None:
@@ -493,7 +537,7 @@ class RoutingEngine:
 
     def _prune_last_agents(self) -> None:
         la = self._state.last_agent
-        horizon = self._now - timedelta(seconds=self._config.timers.last_agent_memory)
+        horizon = self._now - self._last_agent_memory
         while la:
             customer, (_, at) = next(iter(la.items()))
             if at > horizon:
@@ -643,7 +687,8 @@ class RoutingEngine:
             assert task.agent_id is not None
             self._emit(
                 task.agent_id,
-                ConversationMessage.model_construct(
+                assemble(
+                    ConversationMessage,
                     task_id=task.id,
                     agent_id=task.agent_id,
                     conversation_id=task.conversation_id,
@@ -808,8 +853,12 @@ class RoutingEngine:
             for message in moved:
                 self._emit(
                     kept.agent_id,
-                    ConversationMessage.model_construct(
-                        task_id=kept.id, agent_id=kept.agent_id, conversation_id=keeper.id, message=message
+                    assemble(
+                        ConversationMessage,
+                        task_id=kept.id,
+                        agent_id=kept.agent_id,
+                        conversation_id=keeper.id,
+                        message=message,
                     ),
                 )
             return
@@ -949,8 +998,8 @@ class RoutingEngine:
             self._remember_agent(conv, agent.id)
         self._emit(
             agent.id,
-            TaskAssigned.model_construct(
-                task_id=task.id, agent_id=agent.id, task=task_view(task, self._priority(task))
+            assemble(
+                TaskAssigned, task_id=task.id, agent_id=agent.id, task=task_view(task, self._priority(task))
             ),
         )
 

@@ -35,6 +35,9 @@ class Timers:
     def push(self, due: datetime, kind: TimerKind, ref: str) -> None:
         heapq.heappush(self._heap, (due, int(kind), ref))
 
+    def next_due_by(self, now: datetime) -> bool:
+        return bool(self._heap) and self._heap[0][0] <= now
+
     def pop_due(self, now: datetime) -> TimerEntry | None:
         if self._heap and self._heap[0][0] <= now:
             return heapq.heappop(self._heap)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from omnirouter_routing.core.payloads import assemble
 from omnirouter_routing.core.state import Task
 from omnirouter_shared.contracts.identity import InteractionResolved
 from omnirouter_shared.contracts.routing import TaskMessage, TaskView
@@ -11,7 +12,8 @@ def message_of(event: InteractionResolved) -> TaskMessage:
     i = event.interaction
     # The input was validated at the edge; rebuilding the sub-model without re-validation keeps the
     # core fast (it handles tens of thousands of events per second).
-    return TaskMessage.model_construct(
+    return assemble(
+        TaskMessage,
         interaction_id=i.interaction_id,
         channel=i.channel,
         sender=i.sender,
@@ -23,7 +25,8 @@ def message_of(event: InteractionResolved) -> TaskMessage:
 
 
 def task_view(task: Task, priority: int) -> TaskView:
-    return TaskView.model_construct(
+    return assemble(
+        TaskView,
         id=task.id,
         conversation_id=task.conversation_id,
         customer_id=task.customer_id,
