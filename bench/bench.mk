@@ -1,0 +1,20 @@
+# Benchmarks (issue 8). Included from the Makefile with `-include bench/bench.mk`.
+# make bench                                  the suite end to end, open loop, vs the bare ceiling
+# make bench BENCH_RATE=1000 BENCH_DURATION=60  any BENCH_* variable sets the load (see docs/performance.md)
+# make bench BENCH_SOAK=1                     10 minutes at a moderate rate; RSS growth per process
+# make bench-core                             the routing core alone (events per second)
+
+OMNI_BENCH_CORE := services/routing/omnirouter_routing/simulate/bench_core.py
+BENCH_VARS := $(foreach v,$(filter BENCH_%,$(.VARIABLES)),$(v)=$($(v)))
+
+.PHONY: bench bench-core
+
+bench: venv ## the whole suite under load: webhook->offer latency, lost/duplicated, CPU/RSS, vs the bare ceiling
+	env $(BENCH_VARS) $(PY) -m bench.run
+
+bench-core: venv ## the routing core alone, without I/O (events per second)
+	@if [ -f $(OMNI_BENCH_CORE) ]; then \
+	  $(PY) -m omnirouter_routing.simulate.bench_core $(ARGS); \
+	else \
+	  echo "$(OMNI_BENCH_CORE) is not there yet: the routing core's benchmark comes with the routing service"; exit 1; \
+	fi
