@@ -93,6 +93,9 @@ def format_table(results: Mapping[str, Any]) -> str:
         ),
         ("suite / ceiling", _fmt(None if r["ratio"] is None else r["ratio"] * 100, " %")),
     ]
+    during: Mapping[str, float] = r.get("ceiling_cpu_avg_pct") or {}
+    if during:
+        rows.append(("cpu % during the ceiling", ", ".join(f"{k} {v:.0f}" for k, v in during.items())))
     width = max(len(k) for k, _ in rows)
     lines = [f"  {k:<{width}}  {v}" for k, v in rows]
     processes: Mapping[str, Mapping[str, Any]] = r.get("processes") or {}

@@ -245,6 +245,15 @@ def assemble(
             rebased = [type(s)(s.t_s - start, s.cpu_pct, s.rss_bytes) for s in load]
             entry["rss_growth_pct"] = rss_growth_pct(rebased, cfg.warmup_s)
         processes[name] = entry
+    # What each process did while the ceiling was measured: shows whether the handler, the broker or
+    # the load generator itself was the bound on this machine.
+    during_ceiling: dict[str, float] = {}
+    if "ceiling" in run.windows:
+        start, end = run.windows["ceiling"]
+        for name, samples in sampler.samples.items():
+            usage = summarise(samples, start, end)
+            if usage is not None:
+                during_ceiling[name] = round(usage.cpu_avg_pct, 1)
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "run_id": run.run_id,
@@ -282,6 +291,7 @@ def assemble(
         "ceiling_rps": ceiling_rps,
         "ceiling_p99_ms": ceiling.latency.p99_ms if ceiling else None,
         "ceiling_concurrency": cfg.ceiling_concurrency,
+        "ceiling_cpu_avg_pct": during_ceiling,
         "ratio": (accepted_rps / ceiling_rps) if accepted_rps and ceiling_rps else None,
         "agent_frames": r.get("agent_frames", {}),
         "agent_errors": r.get("agent_errors", {}),

@@ -23,6 +23,7 @@ def _results(**extra: object) -> dict[str, object]:
         "ceiling_rps": 3692.2,
         "ratio": 0.0135,
         "processes": {"broker": {"cpu_avg_pct": 14.3, "cpu_max_pct": 22.9, "rss_max_mb": 39.9}},
+        "ceiling_cpu_avg_pct": {"ceiling": 96.5, "loadgen": 99.0},
         "notes": ["the machine was shared"],
     }
     base.update(extra)
@@ -54,6 +55,7 @@ def test_the_table_shows_the_numbers_that_matter() -> None:
     assert "DUPLICATED" in table and "3,692.2 req/s" in table
     assert "1.4 %" in table  # the suite's throughput as a share of the ceiling
     assert "broker" in table and "note: the machine was shared" in table
+    assert "ceiling 96, loadgen 99" in table
     assert "n/a" in format_table(_results(ratio=None))
 
 
