@@ -1,0 +1,140 @@
+"""The cross-channel timeline: one row per source id, newest first per customer."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from omnirouter_shared.contracts.common import Channel
+from omnirouter_shared.contracts.identity import TimelineItem
+
+SUMMARY_MAX = 500
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    entry_id: str
+    profile_id: str
+    direction: str
+    kind: str
+    summary: str
+    source: str
+    occurred_at: datetime
+    channel: Channel | None = None
+    identifier_id: int | None = None
+    routing_domain: str | None = None
+    interaction_id: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+def summarise(*parts: str | None) -> str:
+    text = " — ".join(p.strip() for p in parts if p and p.strip())
+    return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1] + "…"
+
+
+async def record(conn: asyncpg.Connection, entry: NewEntry) -> bool:
+    """Insert the entry; False if its source id was already recorded (a redelivery or a replay)."""
+    status = await conn.execute(
+        """
+        INSERT INTO timeline (entry_id, profile_id, origin_profile_id, identifier_id, channel, direction,
+                              kind, summary, source, routing_domain, interaction_id, data, occurred_at)
+        VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12)
+        ON CONFLICT ON CONSTRAINT timeline_entry_once DO NOTHING
+        """,
+        entry.entry_id,
+        entry.profile_id,
+        entry.identifier_id,
+        entry.channel.value if entry.channel else None,
+        entry.direction,
+        entry.kind,
+        entry.summary[:SUMMARY_MAX] or entry.kind,
+        entry.source,
+        entry.routing_domain,
+        entry.interaction_id,
+        orjson.dumps(dict(entry.data)).decode(),
+        entry.occurred_at,
+    )
+    return bool(status.endswith(" 1"))
+
+
+def _item(r: asyncpg.Record) -> TimelineItem:
+    return TimelineItem(
+        entry_id=r["entry_id"],
+        occurred_at=r["occurred_at"],
+        channel=Channel(r["channel"]) if r["channel"] else None,
+        direction=r["direction"],
+        kind=r["kind"],
+        summary=r["summary"],
+        source=r["source"],
+    )
+
+
+async def recent(
+    conn: asyncpg.Connection, profile_id: str, *, limit: int = 5, exclude_entry: str | None = None
+) -> tuple[TimelineItem, ...]:
+    rows = await conn.fetch(
+        """
+        SELECT entry_id, occurred_at, channel, direction, kind, summary, source FROM timeline
+        WHERE profile_id = $1 AND entry_id IS DISTINCT FROM $2
+        ORDER BY occurred_at DESC, id DESC LIMIT $3
+        """,
+        profile_id,
+        exclude_entry,
+        limit,
+    )
+    return tuple(_item(r) for r in rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: tuple[TimelineItem, ...]
+    next_cursor: str | None
+
+
+def encode_cursor(occurred_at: datetime, row_id: int) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([occurred_at.isoformat(), row_id])).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """Raises ValueError on a cursor this service did not issue."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, row_id = orjson.loads(raw)
+        return datetime.fromisoformat(at), int(row_id)
+    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        raise ValueError("malformed cursor") from exc
+
+
+async def page(
+    conn: asyncpg.Connection,
+    profile_id: str,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    channel: Channel | None = None,
+) -> Page:
+    after = decode_cursor(cursor) if cursor else None
+    rows = await conn.fetch(
+        """
+        SELECT id, entry_id, occurred_at, channel, direction, kind, summary, source FROM timeline
+        WHERE profile_id = $1
+          AND ($2::text IS NULL OR channel = $2)
+          AND ($3::timestamptz IS NULL OR (occurred_at, id) < ($3, $4))
+        ORDER BY occurred_at DESC, id DESC LIMIT $5
+        """,
+        profile_id,
+        channel.value if channel else None,
+        after[0] if after else None,
+        after[1] if after else 0,
+        limit + 1,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    nxt = encode_cursor(rows[-1]["occurred_at"], rows[-1]["id"]) if more and rows else None
+    return Page(tuple(_item(r) for r in rows), nxt)
