@@ -29,8 +29,13 @@ class BenchConfig(BaseModel):
     )
     max_inflight: int = Field(default=1000, ge=1, description="BENCH_MAX_INFLIGHT: bound on open requests")
     timeout_s: float = Field(default=10.0, gt=0, description="BENCH_TIMEOUT_S: per webhook")
-    ceiling_s: float = Field(default=10.0, ge=0, description="BENCH_CEILING_S: 0 skips the ceiling")
-    ceiling_concurrency: int = Field(default=32, ge=1, description="BENCH_CEILING_CONCURRENCY")
+    ceiling_s: float = Field(default=10.0, ge=0, description="BENCH_CEILING_S: budget (5 steps); 0 skips it")
+    ceiling_concurrency: int = Field(
+        default=16,
+        ge=1,
+        le=512,
+        description="BENCH_CEILING_CONCURRENCY: the first step, doubled while it pays",
+    )
     seed: int = Field(default=1, description="BENCH_SEED: the arrival plan's random seed")
     log_level: str = Field(default="WARNING", description="BENCH_LOG_LEVEL: the services' LOG_LEVEL")
     out_dir: Path = Field(default=ROOT / "bench" / "results", description="BENCH_OUT: results folder")

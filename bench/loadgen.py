@@ -153,3 +153,44 @@ async def closed_loop(
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return ClosedLoopResult(ok, failed, time.monotonic() - start, LatencySummary.of(latencies))
+
+
+#: A step that adds less than this share of throughput means the handler (or the machine) is saturated.
+MIN_GAIN = 0.05
+
+
+def keep_climbing(rates: Sequence[float], failed: int, *, min_gain: float = MIN_GAIN) -> bool:
+    """Double the concurrency again while the last doubling still paid and nothing failed."""
+    if failed or not rates:
+        return not failed and not rates
+    if len(rates) == 1:
+        return True
+    return rates[-1] > rates[-2] * (1 + min_gain)
+
+
+@dataclass(frozen=True)
+class CeilingStep:
+    concurrency: int
+    result: ClosedLoopResult
+
+
+async def find_ceiling(
+    session: aiohttp.ClientSession,
+    base_url: str,
+    requests: Sequence[SignedRequest],
+    *,
+    start_concurrency: int,
+    max_concurrency: int,
+    step_s: float,
+) -> list[CeilingStep]:
+    """Closed loops at doubling concurrency until throughput stops growing: a fixed concurrency would
+    report the broker's round trip (little's law), not the handler's maximum."""
+    steps: list[CeilingStep] = []
+    concurrency = start_concurrency
+    while concurrency <= max_concurrency:
+        result = await closed_loop(session, base_url, requests, concurrency=concurrency, duration_s=step_s)
+        steps.append(CeilingStep(concurrency, result))
+        if not keep_climbing([s.result.rps for s in steps], result.failed):
+            break
+        concurrency *= 2
+    return steps

@@ -89,7 +89,7 @@ def format_table(results: Mapping[str, Any]) -> str:
         ("load generator lag p99", _fmt(r.get("scheduler_lag_p99_ms"), " ms")),
         (
             "bare ceiling",
-            f"{_fmt(r['ceiling_rps'])} req/s (acks=all, {_fmt(r.get('ceiling_concurrency'))} concurrent)",
+            f"{_fmt(r['ceiling_rps'])} req/s (acks=all, best at {_fmt(r.get('ceiling_concurrency'))} concurrent)",
         ),
         ("suite / ceiling", _fmt(None if r["ratio"] is None else r["ratio"] * 100, " %")),
     ]

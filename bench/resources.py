@@ -67,8 +67,8 @@ class Sampler:
 
     async def _run(self) -> None:
         while True:
-            self.sample_once()
             await asyncio.sleep(self.interval_s)
+            self.sample_once()
 
     def add(self, name: str, pid: int | None, *, tree: bool = False) -> None:
         if pid is not None:

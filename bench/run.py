@@ -29,7 +29,7 @@ import yaml
 
 from bench.agents import DEFAULT_SKILLS, skills_in_config
 from bench.config import ROOT, BenchConfig
-from bench.loadgen import ClosedLoopResult, Planned, closed_loop, new_session, open_loop
+from bench.loadgen import CeilingStep, Planned, closed_loop, find_ceiling, new_session, open_loop
 from bench.matching import FrameRecord, Outcome, match
 from bench.processes import helper
 from bench.report import format_table, plot_latency, write_json
@@ -47,6 +47,10 @@ _VENDOR_OF = {
     Kind.META_WHATSAPP: "meta",
     Kind.TELEGRAM: "telegram",
 }
+
+
+CEILING_STEPS = 5
+CEILING_MAX_CONCURRENCY = 512
 
 
 def say(msg: str) -> None:
@@ -78,12 +82,13 @@ def plan_requests(arrivals: list[Arrival], customers: list[Customer], signing: S
     ]
 
 
-async def measure_ceiling(run: Run, infra: Infra, sampler: Sampler) -> ClosedLoopResult | None:
+async def measure_ceiling(run: Run, infra: Infra, sampler: Sampler) -> CeilingStep | None:
     cfg = run.cfg
     if cfg.ceiling_s <= 0:
         run.notes.append("ceiling skipped (BENCH_CEILING_S=0)")
         return None
     port = free_port()
+    url = f"http://127.0.0.1:{port}"
     args = ["--port", str(port), "--bootstrap", infra.bootstrap, "--topic", f"bench{run.run_id}.ceiling"]
     async with helper("ceiling", "bench.ceiling", args, run.env, run.out / "logs" / "ceiling.log") as h:
         await h.wait_ready(30)
@@ -91,27 +96,43 @@ async def measure_ceiling(run: Run, infra: Infra, sampler: Sampler) -> ClosedLoo
         arrivals, customers = build_schedule(
             rate=100, duration_s=10, run_id=run.run_id, seed=cfg.seed, calls=False
         )
-        signing = Signing.from_env(
-            {**run.env, "OMNI_PUBLIC_URL": f"http://127.0.0.1:{port}"}, int(time.time())
-        )
+        signing = Signing.from_env({**run.env, "OMNI_PUBLIC_URL": url}, int(time.time()))
         sms = [
             build_request(a, customers[a.customer], signing) for a in arrivals if a.kind is Kind.TWILIO_SMS
         ]
-        say(f"bare ceiling: closed loop, {cfg.ceiling_concurrency} concurrent, {cfg.ceiling_s:.0f} s")
-        async with new_session(cfg.ceiling_concurrency, cfg.timeout_s) as http:
+        step_s = max(1.0, cfg.ceiling_s / CEILING_STEPS)
+        say(
+            f"bare ceiling: closed loops from {cfg.ceiling_concurrency} concurrent, doubling, {step_s:.1f} s each"
+        )
+        async with new_session(CEILING_MAX_CONCURRENCY, cfg.timeout_s) as http:
             # A short untimed warm-up: connections and the producer's metadata, not the steady state.
-            await closed_loop(http, f"http://127.0.0.1:{port}", sms, concurrency=4, duration_s=0.5)
+            await closed_loop(http, url, sms, concurrency=4, duration_s=0.5)
             t0 = sampler.now_s()
-            result = await closed_loop(
+            steps = await find_ceiling(
                 http,
-                f"http://127.0.0.1:{port}",
+                url,
                 sms,
-                concurrency=cfg.ceiling_concurrency,
-                duration_s=cfg.ceiling_s,
+                start_concurrency=cfg.ceiling_concurrency,
+                max_concurrency=CEILING_MAX_CONCURRENCY,
+                step_s=step_s,
             )
             run.windows["ceiling"] = (t0, sampler.now_s())
-    say(f"bare ceiling: {result.rps:,.0f} req/s (p99 {result.latency.p99_ms:.1f} ms, {result.failed} failed)")
-    return result
+    run.results["ceiling_steps"] = [
+        {
+            "concurrency": s.concurrency,
+            "rps": s.result.rps,
+            "p99_ms": s.result.latency.p99_ms,
+            "failed": s.result.failed,
+        }
+        for s in steps
+    ]
+    for s in steps:
+        say(
+            f"  {s.concurrency:>4} concurrent: {s.result.rps:,.0f} req/s, p99 {s.result.latency.p99_ms:.1f} ms"
+        )
+    best = max(steps, key=lambda s: s.result.rps)
+    say(f"bare ceiling: {best.result.rps:,.0f} req/s at {best.concurrency} concurrent")
+    return best
 
 
 async def _has_route(http: aiohttp.ClientSession, url: str) -> bool:
@@ -226,12 +247,12 @@ async def run_suite(run: Run, infra: Infra, sampler: Sampler) -> tuple[Outcome, 
 
 
 def assemble(
-    run: Run, outcome: Outcome | None, ceiling: ClosedLoopResult | None, sampler: Sampler
+    run: Run, outcome: Outcome | None, ceiling: CeilingStep | None, sampler: Sampler
 ) -> dict[str, Any]:
     cfg = run.cfg
     o = outcome or Outcome()
     r = run.results
-    ceiling_rps = ceiling.rps if ceiling else None
+    ceiling_rps = ceiling.result.rps if ceiling else None
     accepted_rps = r.get("accepted_rps")
     processes: dict[str, dict[str, Any]] = {}
     for name, samples in sampler.samples.items():
@@ -289,8 +310,9 @@ def assemble(
         "calls_seen": o.calls_seen,
         "scheduler_lag_p99_ms": r.get("scheduler_lag_p99_ms"),
         "ceiling_rps": ceiling_rps,
-        "ceiling_p99_ms": ceiling.latency.p99_ms if ceiling else None,
-        "ceiling_concurrency": cfg.ceiling_concurrency,
+        "ceiling_p99_ms": ceiling.result.latency.p99_ms if ceiling else None,
+        "ceiling_concurrency": ceiling.concurrency if ceiling else None,
+        "ceiling_steps": r.get("ceiling_steps", []),
         "ceiling_cpu_avg_pct": during_ceiling,
         "ratio": (accepted_rps / ceiling_rps) if accepted_rps and ceiling_rps else None,
         "agent_frames": r.get("agent_frames", {}),
@@ -311,7 +333,7 @@ async def bench(cfg: BenchConfig) -> int:
     sampler.add("loadgen", os.getpid())
     sampler.start()
     outcome: Outcome | None = None
-    ceiling: ClosedLoopResult | None = None
+    ceiling: CeilingStep | None = None
     plan: Any = None
     try:
         async with infrastructure(
