@@ -68,7 +68,9 @@ class Sampler:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.interval_s)
-            self.sample_once()
+            # Reading /proc for PostgreSQL's dozens of processes takes milliseconds: off the event loop
+            # that also times the load generator's arrivals.
+            await asyncio.to_thread(self.sample_once)
 
     def add(self, name: str, pid: int | None, *, tree: bool = False) -> None:
         if pid is not None:
