@@ -350,7 +350,8 @@ async def bench(cfg: BenchConfig) -> int:
                     outcome, plan = got
             except (StackError, RuntimeError) as exc:
                 say(f"the suite could not run: {exc}")
-                run.notes.append(f"the suite could not run: {str(exc).splitlines()[0]}")
+                first_lines = " ".join(line.strip() for line in str(exc).splitlines()[:2] if line.strip())
+                run.notes.append(f"the suite could not run: {first_lines[:300]}")
     finally:
         await sampler.stop()
     del plan
