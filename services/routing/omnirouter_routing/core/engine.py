@@ -547,16 +547,19 @@ class RoutingEngine:
     # ------------------------------------------------------------------ timers
 
     def _run_timers(self) -> None:
+        """Fire due time-outs in (due, kind, ref) order. An entry fires only if the state still has that
+        exact due time: stale entries (an offer re-made later, a step already applied) must not fire
+        early, or a restored engine (which only has current entries) would decide differently."""
         st = self._state
         now = self._now
         while (entry := self._timers.pop_due(now)) is not None:
-            _, kind, ref = entry
+            due, kind, ref = entry
             if kind == TimerKind.CONVERSATION_WINDOW:
                 conv = st.conversations.get(ref)
                 if (
                     conv is not None
                     and conv.task_id is None
-                    and conv.last_message_at + self._config.window(conv.last_channel) <= now
+                    and conv.last_message_at + self._config.window(conv.last_channel) == due
                 ):
                     self._close_conversation(conv)
                 continue
@@ -564,30 +567,33 @@ class RoutingEngine:
             if task is None:
                 continue
             if kind == TimerKind.OFFER_EXPIRY:
-                if task.phase is TaskPhase.OFFERED and task.offer and task.offer.expires_at <= now:
+                if task.phase is TaskPhase.OFFERED and task.offer and task.offer.expires_at == due:
                     self._offer_missed(task, "timeout")
             elif kind == TimerKind.WRAPUP_END:
-                if task.phase is TaskPhase.WRAPUP and task.wrapup_until and task.wrapup_until <= now:
+                if task.phase is TaskPhase.WRAPUP and task.wrapup_until == due:
                     self._finish_wrapup(task)
             elif task.phase is not TaskPhase.WAITING:
                 continue  # waiting-only timers are scheduled again when the task is re-queued
             elif kind == TimerKind.ESCALATION:
-                self._escalate(task)
+                steps = self._qc(task).escalation
+                if (
+                    task.step < len(steps)
+                    and task.queue_entered_at + timedelta(seconds=steps[task.step].after) == due
+                ):
+                    self._escalate(task)
             elif kind == TimerKind.PREFERRED_END:
-                if task.preferred_until is not None and task.preferred_until <= now:
+                if task.preferred_until == due:
                     task.preferred_agent = task.preferred_until = None
                     self._dispatch_task(task)
             elif kind == TimerKind.BOT_END:
-                if task.bot_phase and task.bot_until is not None and task.bot_until <= now:
+                if task.bot_phase and task.bot_until == due:
                     task.bot_phase, task.bot_until = False, None
                     self._dispatch_task(task)
-            elif kind == TimerKind.DECLINE_END:
-                before = len(task.declined)
+            elif kind == TimerKind.DECLINE_END and task.declined and min(task.declined.values()) == due:
                 task.declined = {a: u for a, u in task.declined.items() if u > now}
                 if task.declined:
                     self._timers.push(min(task.declined.values()), TimerKind.DECLINE_END, task.id)
-                if len(task.declined) < before:
-                    self._dispatch_task(task)
+                self._dispatch_task(task)
 
     def _escalate(self, task: Task) -> None:
         """Apply every escalation step now due: widen requirements, boost, or overflow."""
@@ -918,8 +924,24 @@ class RoutingEngine:
         self._refresh_ready(agent)
         if not agent.enabled:
             self._agent_unreachable(agent, "agent_disabled")
-        else:
-            self._dispatch_agent(agent)
+            return
+        self._shed_offers_over_capacity(agent)
+        self._dispatch_agent(agent)
+
+    def _shed_offers_over_capacity(self, agent: Agent) -> None:
+        """A roster change lowered the agent's capacity below what they hold: pending offers that no
+        longer fit go back to the queue (newest first); accepted work stays with the agent."""
+        cap = self._config.capacity
+        tasks = self._state.tasks
+        for task_id in reversed(list(agent.tasks)):
+            task = tasks[task_id]
+            channel = task.charged_channel
+            if task.phase is not TaskPhase.OFFERED or channel is None:
+                continue
+            over_units = agent.kind is AgentKind.HUMAN and agent.used_units > cap.units
+            if over_units or agent.per_channel.get(channel, 0) > capacity.channel_max(agent, channel, cap):
+                self._rescind(task, "capacity_changed")
+                self._enqueue(task, "requeued_capacity_changed")
 
     def _on_agent_status(self, event: AgentStatusChanged) -> None:
         agent = self._state.agents.get(event.agent_id)
