@@ -126,11 +126,13 @@ class Agent:
             for t in tokens:
                 if t.startswith(self.warm_prefix):
                     _say(f"WARM {t}")
+            # A task re-offered after a rescind is a new offer: the old rescind must not cancel it.
+            self.rescinded.discard(task_id)
             self._spawn(self._accept(task_id, str(frame.get("offer_id") or "")))
         elif kind == "assigned":
             self.assigned.setdefault(task_id, asyncio.Event()).set()
         elif kind == "rescind":
-            self.rescinded.add(task_id or str(frame.get("offer_id") or ""))
+            self.rescinded.add(str(frame.get("offer_id") or task_id))
         elif kind == "error":
             self.tally.errors[str(frame.get("error") or frame.get("code") or "?")] += 1
 
@@ -141,7 +143,7 @@ class Agent:
 
     async def _accept(self, task_id: str, offer_id: str) -> None:
         await asyncio.sleep(self.think_s)
-        if task_id in self.rescinded or offer_id in self.rescinded:
+        if (offer_id or task_id) in self.rescinded:
             return
         await self.send({"type": "accept", "task_id": task_id, "offer_id": offer_id or None})
         event = self.assigned.setdefault(task_id, asyncio.Event())
