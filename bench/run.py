@@ -154,7 +154,7 @@ def routing_skills(path: Path) -> list[str]:
 
 
 async def warm_up(
-    http: aiohttp.ClientSession, services: Services, signing: Signing, agents_seen: Any, run: Run
+    http: aiohttp.ClientSession, services: Services, signing: Signing, agents_seen: asyncio.Event, run: Run
 ) -> None:
     """Send marked messages until one is offered: the whole path works before the clock starts."""
     loop = asyncio.get_running_loop()
@@ -183,7 +183,7 @@ async def warm_up(
     )
 
 
-async def run_suite(run: Run, infra: Infra, sampler: Sampler) -> tuple[Outcome, Any] | None:
+async def run_suite(run: Run, infra: Infra, sampler: Sampler) -> Outcome:
     cfg = run.cfg
     prefix = f"bench{run.run_id}."
     base_env = {**run.env, "LOG_LEVEL": run.env.get("LOG_LEVEL", cfg.log_level)}
@@ -222,6 +222,8 @@ async def run_suite(run: Run, infra: Infra, sampler: Sampler) -> tuple[Outcome, 
                 await asyncio.sleep(cfg.grace_s)
                 run.windows["load"] = (t0, t_sent)
                 await agents.stop()
+        if not frames_path.exists():
+            raise StackError(f"the agents process wrote no frames; see {run.out / 'logs' / 'agents.log'}")
         frames = [
             FrameRecord.from_json(orjson.loads(line))
             for line in frames_path.read_bytes().splitlines()
@@ -243,7 +245,7 @@ async def run_suite(run: Run, infra: Infra, sampler: Sampler) -> tuple[Outcome, 
             agent_errors=agent_summary.get("errors", {}),
             agent_disconnects=agent_summary.get("disconnects", 0),
         )
-        return outcome, plan
+        return outcome
 
 
 def assemble(
@@ -334,7 +336,6 @@ async def bench(cfg: BenchConfig) -> int:
     sampler.start()
     outcome: Outcome | None = None
     ceiling: CeilingStep | None = None
-    plan: Any = None
     try:
         async with infrastructure(
             run.env, ROOT / ".data" / f"bench-{run.run_id}", "omnirouter_bench"
@@ -345,16 +346,13 @@ async def bench(cfg: BenchConfig) -> int:
                 run.notes.append(f"external Kafka at {infra.bootstrap}: its CPU and memory are not measured")
             ceiling = await measure_ceiling(run, infra, sampler)
             try:
-                got = await run_suite(run, infra, sampler)
-                if got is not None:
-                    outcome, plan = got
+                outcome = await run_suite(run, infra, sampler)
             except (StackError, RuntimeError) as exc:
                 say(f"the suite could not run: {exc}")
                 first_lines = " ".join(line.strip() for line in str(exc).splitlines()[:2] if line.strip())
                 run.notes.append(f"the suite could not run: {first_lines[:300]}")
     finally:
         await sampler.stop()
-    del plan
     results = assemble(run, outcome, ceiling, sampler)
     write_json(cfg.out_dir / "latest.json", results)
     title = (
