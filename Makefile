@@ -55,6 +55,7 @@ clean: ## remove the environment and local data
 	rm -rf $(VENV) .tools .data .mypy_cache .ruff_cache .pytest_cache
 
 -include deploy/deploy.mk
+-include bench/bench.mk
 ifeq ($(wildcard deploy/deploy.mk),)
 deploy-check:
 	@echo "deploy/deploy.mk missing"; exit 1
