@@ -37,8 +37,8 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def write_json(path: Path, results: Mapping[str, Any]) -> None:
-    missing = [k for k in REQUIRED_KEYS if k not in results]
+def write_json(path: Path, results: Mapping[str, Any], required: Sequence[str] = REQUIRED_KEYS) -> None:
+    missing = [k for k in required if k not in results]
     if missing:
         raise ValueError(f"results lack {', '.join(missing)}")
     path.parent.mkdir(parents=True, exist_ok=True)

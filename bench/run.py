@@ -326,7 +326,8 @@ def assemble(
     }
 
 
-async def bench(cfg: BenchConfig) -> int:
+async def measure(cfg: BenchConfig) -> dict[str, Any]:
+    """One run: results written to ``cfg.out_dir`` and printed, and returned."""
     run = Run(
         cfg, secrets.token_hex(3), {**load_env_file(ROOT / "deploy" / "config" / "dev.env"), **os.environ}
     )
@@ -362,11 +363,19 @@ async def bench(cfg: BenchConfig) -> int:
         say(f"plot: {cfg.out_dir / 'latency.png'}")
     print(format_table(results), flush=True)
     say(f"results: {cfg.out_dir / 'latest.json'}")
-    if outcome is None:
+    return results
+
+
+def exit_status(results: dict[str, Any]) -> int:
+    if not results["suite_ran"]:
         return 2
     if results["lost"] or results["duplicated"] or results["failed"] or results["refused"]:
         return 1
     return 0
+
+
+async def bench(cfg: BenchConfig) -> int:
+    return exit_status(await measure(cfg))
 
 
 def main() -> int:

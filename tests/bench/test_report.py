@@ -42,6 +42,7 @@ def test_write_json_turns_nan_into_null_and_keeps_the_required_keys(tmp_path: Pa
 
 
 def test_write_json_refuses_results_without_a_required_key(tmp_path: Path) -> None:
+    write_json(tmp_path / "max.json", {"runs": []}, required=("runs",))
     incomplete = _results()
     del incomplete["ceiling_rps"]
     with pytest.raises(ValueError, match="ceiling_rps"):
