@@ -21,6 +21,7 @@ class QueueStats:
     oldest_wait: float
     entered: int
     answered: int
+    answered_within_threshold: int
     abandoned: int
     rejected_closed: int
     missed_offers: int
@@ -81,6 +82,7 @@ def _queue_stats(
         oldest_wait=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
         entered=counters.entered,
         answered=counters.answered,
+        answered_within_threshold=counters.answered_within_sl,
         abandoned=counters.abandoned,
         rejected_closed=counters.rejected_closed,
         missed_offers=counters.missed_offers,
