@@ -22,19 +22,21 @@ class OutboxEvent:
     envelope: Envelope | None
 
 
-async def stage(conn: asyncpg.Connection, source_id: str, events: Sequence[OutboxEvent]) -> None:
-    if not events:
+async def stage(conn: asyncpg.Connection, rows: Sequence[tuple[str, OutboxEvent]]) -> None:
+    """Stage (source id, event) pairs in one statement, keeping their order (per-customer order)."""
+    if not rows:
         return
     await conn.execute(
         """
         INSERT INTO outbox (source_id, topic, key, value)
-        SELECT $1, t, k, v FROM unnest($2::text[], $3::text[], $4::bytea[]) WITH ORDINALITY AS x(t, k, v, n)
+        SELECT s, t, k, v
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[]) WITH ORDINALITY AS x(s, t, k, v, n)
         ORDER BY n
         """,
-        source_id,
-        [e.topic.value for e in events],
-        [e.key for e in events],
-        [encode_envelope(e.envelope) if e.envelope is not None else None for e in events],
+        [s for s, _ in rows],
+        [e.topic.value for _, e in rows],
+        [e.key for _, e in rows],
+        [encode_envelope(e.envelope) if e.envelope is not None else None for _, e in rows],
     )
 
 

@@ -1,0 +1,226 @@
+"""What identity-resolution does with each event it consumes, inside one transaction per batch.
+
+Each ``handle_*`` function records effects with the connection it is given and returns the events to
+publish; :class:`Intake` claims the batch's event ids in the same transaction, stages the events in the
+outbox, and publishes them once the transaction committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from omnirouter_identity import consent_keywords, events
+from omnirouter_identity.core.normalise import claims_for
+from omnirouter_identity.resolution import Outcome, Resolver
+from omnirouter_identity.store import profiles, timeline
+from omnirouter_identity.store.graph import Observation
+from omnirouter_identity.store.outbox import OutboxEvent
+from omnirouter_shared.contracts.common import Channel
+from omnirouter_shared.contracts.envelope import Envelope
+from omnirouter_shared.contracts.identity import CustomerSummary
+from omnirouter_shared.contracts.interactions import (
+    InteractionKind,
+    InteractionReceived,
+    InteractionStatus,
+    InteractionStatusChanged,
+)
+from omnirouter_shared.contracts.replies import ReplyDeliveryStatus, ReplyPurpose, ReplyRequested
+from omnirouter_shared.contracts.routing import TaskAssigned, TaskClosed, TaskOffered
+
+HISTORY_ITEMS = 5
+_TERMINAL_CALL = frozenset(
+    {InteractionStatus.COMPLETED, InteractionStatus.ABANDONED, InteractionStatus.FAILED}
+)
+
+
+@dataclass
+class Effects:
+    events: list[OutboxEvent] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+async def handle_received(
+    conn: asyncpg.Connection, resolver: Resolver, msg: InteractionReceived, env: Envelope, fx: Effects
+) -> None:
+    obs = Observation(
+        source=f"{msg.vendor.value}:{msg.channel.value}",
+        observed_at=msg.received_at,
+        interaction_id=msg.interaction_id,
+    )
+    outcome = await resolver.resolve(
+        conn, [msg.sender, *msg.claimed_identifiers], obs, source_id=env.event_id
+    )
+    fx.outcomes.append(outcome)
+    if outcome.profile_id is None:
+        return  # a replay of an erased customer's contact: nothing may be recorded or routed
+    pid = outcome.profile_id
+    for merge in outcome.merges:
+        fx.events += events.merged(
+            merge, domains=[env.routing_domain], correlation_id=env.correlation_id, causation_id=env.event_id
+        )
+    entry_id = f"interaction:{msg.interaction_id}"
+    await timeline.record(
+        conn,
+        timeline.NewEntry(
+            entry_id=entry_id,
+            profile_id=pid,
+            direction="inbound",
+            kind="call" if msg.kind is InteractionKind.CALL else "message",
+            summary=timeline.summarise(msg.subject, msg.text) or f"{msg.channel.value} {msg.kind.value}",
+            source=f"{msg.vendor.value}",
+            occurred_at=msg.received_at,
+            channel=msg.channel,
+            identifier_id=_sender_identifier(resolver, msg, outcome),
+            routing_domain=env.routing_domain,
+            interaction_id=msg.interaction_id,
+        ),
+    )
+    keyword = consent_keywords.detect(msg.channel, msg.text)
+    if keyword is not None:
+        changed = await profiles.set_consent(
+            conn,
+            profile_id=pid,
+            address_key=msg.sender.key,
+            channel=keyword.channel,
+            opted_out=keyword.opted_out,
+            reason=keyword.reason,
+            at=msg.received_at,
+        )
+        if changed:
+            fx.events.append(
+                events.consent_changed(
+                    customer_id=pid,
+                    address=msg.sender,
+                    channel=keyword.channel,
+                    opted_out=keyword.opted_out,
+                    reason=keyword.reason,
+                    at=msg.received_at,
+                    source_id=msg.interaction_id,
+                    correlation_id=env.correlation_id,
+                )
+            )
+    row = await conn.fetchrow(
+        """
+        UPDATE profiles SET display_name = coalesce(display_name, $2)
+        WHERE id = $1 RETURNING display_name, preferred_channel
+        """,
+        pid,
+        msg.sender.display_name,
+    )
+    assert row is not None
+    history = await timeline.recent(conn, pid, limit=HISTORY_ITEMS, exclude_entry=entry_id)
+    customer = CustomerSummary(
+        customer_id=pid,
+        display_name=row["display_name"],
+        preferred_channel=Channel(row["preferred_channel"]) if row["preferred_channel"] else None,
+        is_new=outcome.is_new,
+    )
+    fx.events.append(events.resolved(msg, customer=customer, history=history, inbound=env))
+
+
+def _sender_identifier(resolver: Resolver, msg: InteractionReceived, outcome: Outcome) -> int | None:
+    claims, _ = claims_for([msg.sender], resolver.policy)
+    for claim in claims:
+        found = outcome.identifier_ids.get(claim.key)
+        if found is not None:
+            return found
+    return None
+
+
+async def handle_status(
+    conn: asyncpg.Connection, resolver: Resolver, msg: InteractionStatusChanged, env: Envelope, fx: Effects
+) -> None:
+    obs = Observation(
+        source=f"{msg.vendor.value}:{msg.channel.value}",
+        observed_at=msg.occurred_at,
+        interaction_id=msg.interaction_id,
+    )
+    outcome = await resolver.resolve(conn, [msg.customer_address], obs, source_id=env.event_id)
+    fx.outcomes.append(outcome)
+    if outcome.profile_id is None:
+        return
+    for merge in outcome.merges:
+        fx.events += events.merged(
+            merge, domains=[env.routing_domain], correlation_id=env.correlation_id, causation_id=env.event_id
+        )
+    if msg.status in _TERMINAL_CALL or msg.status is InteractionStatus.FAILED:
+        await timeline.record(
+            conn,
+            timeline.NewEntry(
+                entry_id=f"status:{msg.interaction_id}:{msg.status.value}",
+                profile_id=outcome.profile_id,
+                direction=msg.direction,
+                kind="call" if msg.channel is Channel.VOICE else "delivery",
+                summary=timeline.summarise(f"{msg.channel.value} {msg.status.value}", msg.error),
+                source=msg.vendor.value,
+                occurred_at=msg.occurred_at,
+                channel=msg.channel,
+                routing_domain=env.routing_domain,
+                interaction_id=msg.interaction_id,
+            ),
+        )
+    fx.events.append(events.status_resolved(msg, customer_id=outcome.profile_id, inbound=env))
+
+
+async def handle_feed(conn: asyncpg.Connection, payload: object, env: Envelope) -> None:
+    """Routing decisions and replies into the timeline (no events come out of these)."""
+    entry = _feed_entry(payload, env)
+    if entry is None:
+        return
+    live = await profiles.canonical(conn, entry.profile_id)
+    if live is None or live.status != "active":
+        return  # an erased (or unknown) customer: nothing is kept about them
+    await timeline.record(
+        conn,
+        timeline.NewEntry(
+            entry_id=entry.entry_id,
+            profile_id=live.id,
+            direction=entry.direction,
+            kind=entry.kind,
+            summary=entry.summary,
+            source=entry.source,
+            occurred_at=entry.occurred_at,
+            channel=entry.channel,
+            routing_domain=entry.routing_domain,
+            interaction_id=entry.interaction_id,
+        ),
+    )
+
+
+def _feed_entry(payload: object, env: Envelope) -> timeline.NewEntry | None:
+    at = env.occurred_at
+    if isinstance(payload, TaskOffered):
+        t = payload.task
+        return timeline.NewEntry(
+            f"offer:{payload.offer_id}", t.customer_id, "note", "offer",
+            f"offered to agent {payload.agent_id} ({t.queue})", "routing", at, t.channel,
+            routing_domain=env.routing_domain,
+        )  # fmt: skip
+    if isinstance(payload, TaskAssigned):
+        t = payload.task
+        return timeline.NewEntry(
+            f"assigned:{payload.task_id}:{payload.agent_id}", t.customer_id, "note", "assignment",
+            f"assigned to agent {payload.agent_id} ({t.queue})", "routing", at, t.channel,
+            routing_domain=env.routing_domain,
+        )  # fmt: skip
+    if isinstance(payload, TaskClosed):
+        return timeline.NewEntry(
+            f"closed:{payload.task_id}", payload.customer_id, "note", "task_closed",
+            f"closed: {payload.reason}" + (f" by agent {payload.agent_id}" if payload.agent_id else ""),
+            "routing", at, routing_domain=env.routing_domain,
+        )  # fmt: skip
+    if isinstance(payload, ReplyRequested):
+        kind = "promotion" if payload.purpose is ReplyPurpose.MARKETING else "message"
+        return timeline.NewEntry(
+            f"reply:{payload.reply_id}", payload.customer_id, "outbound", kind,
+            timeline.summarise(payload.subject, payload.text), payload.author, at, payload.channel,
+        )  # fmt: skip
+    if isinstance(payload, ReplyDeliveryStatus):
+        return timeline.NewEntry(
+            f"delivery:{payload.reply_id}:{payload.state.value}", payload.customer_id, "outbound", "delivery",
+            timeline.summarise(f"reply {payload.state.value.replace('_', ' ')}", payload.error),
+            "gateway", payload.occurred_at, payload.channel,
+        )  # fmt: skip
+    return None
