@@ -1,0 +1,1 @@
+"""The pure core of agent-presence: no I/O, no clock, no randomness except where a function says so."""

@@ -1,0 +1,71 @@
+"""The agent contract of issue 2 through the real broker and PostgreSQL: create an agent, connect,
+go available, receive an offer, accept it."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from omnirouter_shared.contracts.routing import TaskAssigned
+from omnirouter_shared.topics import Topic
+from tests.presence.harness import (
+    create_agent,
+    make_settings,
+    next_frame,
+    offered,
+    routing_stub,
+    running_presence,
+    task_view,
+    watch,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def test_agent_contract_offer_accept_assigned(
+    kafka_bootstrap: str, make_database, topic_prefix: str
+) -> None:  # type: ignore[no-untyped-def]
+    settings = make_settings(kafka_bootstrap, await make_database(), topic_prefix)
+    async with (
+        watch(kafka_bootstrap, topic_prefix, Topic.ROUTING_INBOX) as inbox,
+        running_presence(settings) as presence,
+        routing_stub(settings) as routing,
+        aiohttp.ClientSession() as http,
+    ):
+        created = await create_agent(http, presence, routing_domain="emea")
+        agent_id = created["id"]
+        key, upserted = await inbox.wait_for("agent.upserted", lambda p: p["agent_id"] == agent_id)
+        assert key == "emea" and upserted.routing_domain == "emea"
+        assert upserted.payload["capacity"] == {"sms": 2, "voice": 1}
+
+        headers = {"Authorization": f"Bearer {created['token']}"}
+        async with http.ws_connect(presence.ws_url(agent_id), headers=headers) as ws:
+            state = await next_frame(ws, "state")
+            assert state["status"] == "offline"
+            await ws.send_json({"type": "status", "status": "available", "ref": "s1"})
+            ack = await next_frame(ws, "ack")
+            assert ack["ref"] == "s1" and ack["state"] == "available"
+            await inbox.wait_for("agent.status_changed", lambda p: p["status"] == "available")
+
+            offer = offered(agent_id, task_view())
+            await routing(offer, agent_id)
+            frame = await next_frame(ws, "offer")
+            assert frame["offer_id"] == offer.offer_id
+            assert frame["task"]["id"] == offer.task.id
+            assert frame["task"]["messages"][0]["text"] == "Hi, my bill is wrong"
+            assert frame["expires_at"]
+
+            await ws.send_json({"type": "accept", "task_id": offer.task.id})
+            ack = await next_frame(ws, "ack")
+            assert ack["offer_id"] == offer.offer_id
+            key, accepted = await inbox.wait_for("offer.accepted")
+            assert key == "emea"
+            assert accepted.payload == {
+                "offer_id": offer.offer_id,
+                "task_id": offer.task.id,
+                "agent_id": agent_id,
+            }
+
+            await routing(TaskAssigned(task_id=offer.task.id, agent_id=agent_id, task=offer.task), agent_id)
+            assigned = await next_frame(ws, "assigned")
+            assert assigned["task"]["id"] == offer.task.id
