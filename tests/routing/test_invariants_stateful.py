@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from pydantic import BaseModel
 
+from omnirouter_routing.config import RoutingConfig
 from omnirouter_routing.core import Decision, RoutingEngine, TaskPhase
 from omnirouter_routing.core.capacity import channel_max
 from omnirouter_shared.contracts.agents import (
@@ -69,6 +70,8 @@ CFG = config(
     },
     conversation_windows={"voice": 0, "webchat": 60, "sms": 120, "email": 200},
 )
+#: A reload target: one queue, so tasks of the others move to the default queue.
+PLAIN = config(timers={"offer_timeout": 10, "wrapup_time_limit": 0})
 AGENTS = ("a0", "a1", "a2", "bot")
 CAPACITY = {
     "a0": {Channel.VOICE: 1, Channel.WEBCHAT: 3, Channel.SMS: 2, Channel.EMAIL: 5},
@@ -86,7 +89,7 @@ class RoutingMachine(RuleBasedStateMachine):
         super().__init__()
         self.engine = RoutingEngine(CFG)
         self.twin: RoutingEngine | None = None
-        self.inputs: list[tuple[str, BaseModel, Any]] = []
+        self.inputs: list[tuple[str, BaseModel, Any]] = []  # ("reconfigure", config, None) for reloads
         self.outputs: list[Decision] = []
         self.seconds = 0.0
         self.seq = 0
@@ -213,14 +216,22 @@ class RoutingMachine(RuleBasedStateMachine):
 
     @rule()
     def redeliver_last(self) -> None:
-        if self.inputs:
+        if self.inputs and not isinstance(self.inputs[-1][1], RoutingConfig):
             event_id, payload, now = self.inputs[-1]
             assert self.engine.handle(event_id, payload, now) == []
+
+    @rule(plain=st.booleans())
+    def reload_configuration(self, plain: bool) -> None:
+        cfg = PLAIN if plain else CFG
+        self.inputs.append(("reconfigure", cfg, None))
+        self.engine.reconfigure(cfg)
+        if self.twin is not None:
+            self.twin.reconfigure(cfg)
 
     @precondition(lambda self: self.twin is None)
     @rule()
     def snapshot_and_restore(self) -> None:
-        self.twin = RoutingEngine.restore(CFG, self.engine.snapshot())
+        self.twin = RoutingEngine.restore(self.engine.config, self.engine.snapshot())
 
     # ------------------------------------------------------------------ invariants
 
@@ -272,7 +283,10 @@ class RoutingMachine(RuleBasedStateMachine):
         replay = RoutingEngine(CFG)
         again: list[Decision] = []
         for event_id, payload, now in self.inputs:
-            again.extend(replay.handle(event_id, payload, now))
+            if isinstance(payload, RoutingConfig):
+                replay.reconfigure(payload)
+            else:
+                again.extend(replay.handle(event_id, payload, now))
         assert again == self.outputs, "replaying the same inputs gave different decisions"
         assert replay.snapshot() == self.engine.snapshot()
 

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from omnirouter_routing.config import RoutingConfig
+from omnirouter_routing.core.capacity import has_any_room
 from omnirouter_routing.core.state import QueueCounters, RoutingState, TaskPhase
 from omnirouter_routing.core.waiting import WaitingIndex
-from omnirouter_shared.contracts.agents import AgentStatus
+from omnirouter_shared.contracts.agents import AgentKind, AgentStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +95,9 @@ def _queue_stats(
 
 
 def _agent_counts(state: RoutingState, cfg: RoutingConfig, bots: bool) -> AgentStateCounts:
-    from omnirouter_routing.core.capacity import has_any_room
-
     counts = {"offline": 0, "available": 0, "busy": 0, "away": 0, "wrapup": 0, "working": 0}
     for agent in state.agents.values():
-        if (agent.kind.value == "bot") != bots:
+        if (agent.kind is AgentKind.BOT) != bots:
             continue
         if agent.tasks:
             counts["working"] += 1
