@@ -44,6 +44,12 @@ def resolver() -> Resolver:
 Observe = Callable[..., Awaitable[Outcome]]
 
 
+def pid(outcome: Outcome) -> str:
+    """The customer id of an outcome that was not suppressed."""
+    assert outcome.profile_id is not None
+    return outcome.profile_id
+
+
 @pytest.fixture
 def observe(pool: asyncpg.Pool, resolver: Resolver) -> Observe:
     counter = iter(range(1_000_000))

@@ -8,10 +8,13 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from omnirouter_identity.core.identifiers import IdentifierKey
-from omnirouter_identity.resolution import Resolver
+from omnirouter_identity.resolution import Outcome, Resolver
 from omnirouter_identity.store import lifecycle, profiles, timeline
+from omnirouter_identity.store.graph import AppliedMerge, Observation
 from omnirouter_identity.store.tx import serializable
-from tests.identity.conftest import Observe
+from omnirouter_shared.contracts.common import Address
+from omnirouter_shared.db import create_pool
+from tests.identity.conftest import Observe, pid
 from tests.identity.helpers import POLICY, addr
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -36,15 +39,18 @@ async def canonical(pool: asyncpg.Pool, pid: str) -> str:
 
 
 async def test_case_1_family_phone(observe: Observe, pool: asyncpg.Pool) -> None:
-    p1 = (await observe(addr("phone", "+447700900123"), addr("email", "mum@x.io"))).profile_id
-    p2 = (await observe(addr("email", "son@y.io"))).profile_id
+    p1 = pid(await observe(addr("phone", "+447700900123"), addr("email", "mum@x.io")))
+    p2 = pid(await observe(addr("email", "son@y.io")))
     sms = await observe(addr("phone", "+447700900123"))
     assert sms.profile_id == p1
     chat = await observe(addr("webchat", "visitor-9"), addr("email", "son@y.io", verified=False))
     assert chat.merges == []
-    assert await pool.fetchval(
-        "SELECT count(*) FROM suggestions WHERE candidate_id = $1 AND reason = 'typed_match'", p2
-    ) == 1
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM suggestions WHERE candidate_id = $1 AND reason = 'typed_match'", p2
+        )
+        == 1
+    )
     assert await owner(pool, "email:son@y.io") == p2  # a typed value moved nothing
     verified = await observe(addr("phone", "+447700900123"), addr("email", "son@y.io"))
     assert verified.profile_id == p2 and verified.merges == []
@@ -61,8 +67,8 @@ async def test_case_2_email_then_call(observe: Observe) -> None:
 
 
 async def test_case_3_kiosk_cookie(observe: Observe, pool: asyncpg.Pool) -> None:
-    p1 = (await observe(addr("webchat", "c1"), addr("email", "e1@x.io"))).profile_id
-    p2 = (await observe(addr("email", "e2@x.io"))).profile_id
+    p1 = pid(await observe(addr("webchat", "c1"), addr("email", "e1@x.io")))
+    p2 = pid(await observe(addr("email", "e2@x.io")))
     r = await observe(addr("webchat", "c1"), addr("email", "e2@x.io"))
     assert r.profile_id == p2 and r.merges == []
     assert await owner(pool, "webchat:c1") == p1
@@ -87,7 +93,9 @@ async def test_case_4_junk_ids_give_ephemeral_profiles(observe: Observe, pool: a
 
 async def test_case_5_variants(observe: Observe, pool: asyncpg.Pool) -> None:
     ext = await observe(addr("phone", "+1 650-253-2222 ext 45"))
-    row = await pool.fetchrow("SELECT value, attributes::text AS a FROM identifiers WHERE profile_id = $1", ext.profile_id)
+    row = await pool.fetchrow(
+        "SELECT value, attributes::text AS a FROM identifiers WHERE profile_id = $1", ext.profile_id
+    )
     assert row["value"] == "+16502532222" and '"extension": "45"' in row["a"]
 
     gb = Resolver(POLICY.__class__(default_region="GB"))
@@ -98,15 +106,21 @@ async def test_case_5_variants(observe: Observe, pool: asyncpg.Pool) -> None:
     g1 = await observe(addr("email", "J.Doe+x@GMAIL.com"))
     g2 = await observe(addr("email", "jdoe@gmail.com"))
     assert g1.profile_id != g2.profile_id and g2.merges == []
-    assert await pool.fetchval(
-        "SELECT count(*) FROM suggestions WHERE reason = 'variant' AND candidate_id = $1", g1.profile_id
-    ) == 1
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM suggestions WHERE reason = 'variant' AND candidate_id = $1", g1.profile_id
+        )
+        == 1
+    )
     o1 = await observe(addr("email", "j.doe@outlook.com"))
     o2 = await observe(addr("email", "jdoe@outlook.com"))
     assert o1.profile_id != o2.profile_id
-    assert await pool.fetchval(
-        "SELECT count(*) FROM suggestions WHERE $1 IN (profile_id, candidate_id)", o2.profile_id
-    ) == 0
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM suggestions WHERE $1 IN (profile_id, candidate_id)", o2.profile_id
+        )
+        == 0
+    )
 
 
 async def test_case_6_brazil_ninth_digit(observe: Observe, pool: asyncpg.Pool) -> None:
@@ -122,17 +136,19 @@ async def test_case_6_brazil_ninth_digit(observe: Observe, pool: asyncpg.Pool) -
     )
     assert sid is not None
 
-    async def accept(conn: asyncpg.Connection) -> lifecycle.AppliedMerge:
+    async def accept(conn: asyncpg.Connection) -> AppliedMerge:
         return await lifecycle.accept_suggestion(conn, sid, actor="agent:7", at=datetime.now(UTC))
 
     merge = await serializable(pool, accept)
     assert merge.survivor_id == crm.profile_id and merge.absorbed_id == wa.profile_id
-    audit = await pool.fetchrow("SELECT actor, action, detail::text AS d FROM audit_log WHERE action = 'merge'")
+    audit = await pool.fetchrow(
+        "SELECT actor, action, detail::text AS d FROM audit_log WHERE action = 'merge'"
+    )
     assert audit["actor"] == "agent:7" and "5511" not in audit["d"]
 
 
 async def test_case_7_crm_conflict(observe: Observe, pool: asyncpg.Pool) -> None:
-    p1 = (await observe(addr("crm", "100"), addr("email", "e1@x.io"))).profile_id
+    p1 = pid(await observe(addr("crm", "100"), addr("email", "e1@x.io")))
     r = await observe(addr("crm", "200"), addr("email", "e1@x.io"))
     assert r.is_new and r.profile_id != p1
     assert await owner(pool, "email:e1@x.io") == p1
@@ -142,11 +158,9 @@ async def test_case_7_crm_conflict(observe: Observe, pool: asyncpg.Pool) -> None
 
 
 async def test_case_8_race_and_rekey(identity_url: str, observe: Observe, pool: asyncpg.Pool) -> None:
-    from omnirouter_shared.db import create_pool
-
-    p1 = (await observe(addr("crm", "1"), at=T0)).profile_id
-    p2 = (await observe(addr("phone", "+14155550102"), at=T0 + timedelta(seconds=1))).profile_id
-    p3 = (await observe(addr("phone", "+14155550103"), at=T0 + timedelta(seconds=2))).profile_id
+    p1 = pid(await observe(addr("crm", "1"), at=T0))
+    p2 = pid(await observe(addr("phone", "+14155550102"), at=T0 + timedelta(seconds=1)))
+    p3 = pid(await observe(addr("phone", "+14155550103"), at=T0 + timedelta(seconds=2)))
     other_pool = await create_pool(identity_url, schema="identity", min_size=1, max_size=2)
     try:
         a, b = Resolver(POLICY), Resolver(POLICY)
@@ -169,20 +183,20 @@ async def test_case_8_race_and_rekey(identity_url: str, observe: Observe, pool: 
         await other_pool.close()
 
 
-async def _observe_on(pool: asyncpg.Pool, resolver: Resolver, *addresses: object) -> object:
-    from omnirouter_identity.store.graph import Observation
-
+async def _observe_on(pool: asyncpg.Pool, resolver: Resolver, *addresses: Address) -> Outcome:
     obs = Observation(source="test", observed_at=datetime.now(UTC), interaction_id="race-b")
 
-    async def work(conn: asyncpg.Connection) -> object:
-        return await resolver.resolve(conn, addresses, obs, source_id="race-b")  # type: ignore[arg-type]
+    async def work(conn: asyncpg.Connection) -> Outcome:
+        return await resolver.resolve(conn, addresses, obs, source_id="race-b")
 
     outcome = await serializable(pool, work)
-    resolver.after_commit(outcome)  # type: ignore[arg-type]
+    resolver.after_commit(outcome)
     return outcome
 
 
-async def _entry(pool: asyncpg.Pool, entry_id: str, pid: str, at: datetime, identifier_key: str | None) -> None:
+async def _entry(
+    pool: asyncpg.Pool, entry_id: str, pid: str, at: datetime, identifier_key: str | None
+) -> None:
     ident = None
     if identifier_key:
         k = IdentifierKey.parse(identifier_key)
@@ -203,9 +217,9 @@ async def _entry(pool: asyncpg.Pool, entry_id: str, pid: str, at: datetime, iden
 
 
 async def test_case_9_unmerge(observe: Observe, pool: asyncpg.Pool) -> None:
-    p1 = (await observe(addr("email", "p1@x.io"), at=T0)).profile_id
+    p1 = pid(await observe(addr("email", "p1@x.io"), at=T0))
     await _entry(pool, "before-p1", p1, T0, "email:p1@x.io")
-    p2 = (await observe(addr("phone", "+14155550109"), at=T0 + timedelta(seconds=1))).profile_id
+    p2 = pid(await observe(addr("phone", "+14155550109"), at=T0 + timedelta(seconds=1)))
     await _entry(pool, "before-p2", p2, T0, "phone:+14155550109")
     wrong = await observe(addr("email", "p1@x.io"), addr("phone", "+14155550109"), at=T0 + timedelta(hours=1))
     assert [(m.survivor_id, m.absorbed_id) for m in wrong.merges] == [(p1, p2)]
@@ -220,16 +234,21 @@ async def test_case_9_unmerge(observe: Observe, pool: asyncpg.Pool) -> None:
     assert result.identifier_keys == ("phone:+14155550109",)
     assert await owner(pool, "phone:+14155550109") == p2
     assert await canonical(pool, p2) == p2
-    entries = {r["entry_id"]: r["profile_id"] for r in await pool.fetch("SELECT entry_id, profile_id FROM timeline")}
+    entries = {
+        r["entry_id"]: r["profile_id"] for r in await pool.fetch("SELECT entry_id, profile_id FROM timeline")
+    }
     assert entries == {"before-p1": p1, "after-email": p1, "before-p2": p2, "after-phone": p2}
-    assert [r["action"] for r in await pool.fetch("SELECT action FROM audit_log ORDER BY id")] == ["merge", "split"]
+    assert [r["action"] for r in await pool.fetch("SELECT action FROM audit_log ORDER BY id")] == [
+        "merge",
+        "split",
+    ]
     later = await observe(addr("phone", "+14155550109"))
     assert later.profile_id == p2
 
 
 async def test_case_10_erasure(observe: Observe, pool: asyncpg.Pool) -> None:
-    p1 = (await observe(addr("email", "gone@x.io"), at=T0)).profile_id
-    p2 = (await observe(addr("phone", "+14155550110"), at=T0 + timedelta(seconds=1))).profile_id
+    p1 = pid(await observe(addr("email", "gone@x.io"), at=T0))
+    p2 = pid(await observe(addr("phone", "+14155550110"), at=T0 + timedelta(seconds=1)))
     await observe(addr("email", "gone@x.io"), addr("phone", "+14155550110"), at=T0 + timedelta(minutes=1))
     await _entry(pool, "history", p1, T0, "email:gone@x.io")
     erased_at = datetime.now(UTC)
@@ -246,7 +265,9 @@ async def test_case_10_erasure(observe: Observe, pool: asyncpg.Pool) -> None:
     audit = await pool.fetch("SELECT detail::text AS d, other_profile_ids FROM audit_log")
     assert all("gone@" not in r["d"] and "4155550110" not in r["d"] for r in audit)
     # A replay of the old contacts resurrects nothing.
-    replay = await observe(addr("email", "gone@x.io"), addr("phone", "+14155550110"), at=T0 + timedelta(minutes=1))
+    replay = await observe(
+        addr("email", "gone@x.io"), addr("phone", "+14155550110"), at=T0 + timedelta(minutes=1)
+    )
     assert replay.profile_id is None
     assert await pool.fetchval("SELECT count(*) FROM identifiers") == 0
     # A new e-mail after the erasure: policy allows a fresh profile by default ...

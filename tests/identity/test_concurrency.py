@@ -8,12 +8,11 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from omnirouter_shared.contracts.common import Address
-from omnirouter_shared.db import create_pool
-
 from omnirouter_identity.resolution import Outcome, Resolver
 from omnirouter_identity.store.graph import Observation
 from omnirouter_identity.store.tx import serializable
+from omnirouter_shared.contracts.common import Address
+from omnirouter_shared.db import create_pool
 from tests.identity.helpers import POLICY, addr
 
 
@@ -40,10 +39,7 @@ async def test_two_resolvers_racing_on_the_same_identifiers(identity_url: str) -
     events = [rnd.sample(pool_of_ids, rnd.choice((1, 2, 2))) for _ in range(60)]
     try:
         await asyncio.gather(
-            *(
-                _observe(pools[i % 2], resolvers[i % 2], f"e{i}", e)
-                for i, e in enumerate(events)
-            )
+            *(_observe(pools[i % 2], resolvers[i % 2], f"e{i}", e) for i, e in enumerate(events))
         )
         pool = pools[0]
         # Every identifier lives on exactly one active profile (the constraint makes a second row
@@ -52,7 +48,9 @@ async def test_two_resolvers_racing_on_the_same_identifiers(identity_url: str) -
             "SELECT count(*) FROM identifiers i JOIN profiles p ON p.id = i.profile_id WHERE p.status <> 'active'"
         )
         assert stray == 0
-        owners = {r["value"]: r["profile_id"] for r in await pool.fetch("SELECT value, profile_id FROM identifiers")}
+        owners = {
+            r["value"]: r["profile_id"] for r in await pool.fetch("SELECT value, profile_id FROM identifiers")
+        }
         parent: dict[str, str] = {}
 
         def find(x: str) -> str:
