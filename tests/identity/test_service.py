@@ -119,3 +119,136 @@ async def test_inbound_interaction_is_resolved_onto_the_routing_inbox(
     finally:
         await producer.stop()
         await client.close()
+
+
+async def test_merges_and_the_timeline_feeds(
+    kafka_bootstrap: str, topic_prefix: str, identity_url: str
+) -> None:
+    from omnirouter_shared.contracts.replies import (
+        DeliveryState,
+        ReplyDeliveryStatus,
+        ReplyPurpose,
+        ReplyRequested,
+    )
+    from omnirouter_shared.contracts.routing import TaskOffered, TaskView
+
+    s = settings(kafka_bootstrap, topic_prefix, identity_url)
+    client = TestClient(TestServer(await build_app(s)))
+    await client.start_server()
+    producer = EventProducer(s, client_id="test-gateway")
+    await producer.start()
+    try:
+        t0 = datetime.now(UTC) - timedelta(minutes=5)
+        sms = received("SM10", "hello", at=t0, sender="+14155550111")
+        mail = InteractionReceived(
+            interaction_id=interaction_id_for(Vendor.SENDGRID, "mail-1"),
+            channel=Channel.EMAIL,
+            vendor=Vendor.SENDGRID,
+            vendor_message_id="mail-1",
+            sender=Address(kind=AddressKind.EMAIL, value="ada@x.io"),
+            recipient=Address(kind=AddressKind.EMAIL, value="support@shop.io"),
+            subject="Order 7",
+            received_at=t0 + timedelta(seconds=1),
+        )
+        # A logged-in web chat that proves both: the two profiles become one.
+        chat = InteractionReceived(
+            interaction_id=interaction_id_for(Vendor.WEBCHAT, "chat-1"),
+            channel=Channel.WEBCHAT,
+            vendor=Vendor.WEBCHAT,
+            vendor_message_id="chat-1",
+            sender=Address(kind=AddressKind.WEBCHAT, value="visitor-1"),
+            recipient=Address(kind=AddressKind.WEBCHAT, value="site"),
+            claimed_identifiers=(
+                Address(kind=AddressKind.EMAIL, value="ada@x.io"),
+                Address(kind=AddressKind.PHONE, value="+14155550111"),
+            ),
+            text="where is my order?",
+            received_at=t0 + timedelta(seconds=2),
+        )
+        # Different senders land on different partitions: the chat goes only after both were resolved.
+        for msg in (sms, mail):
+            env = new_envelope(msg, producer="channel-gateway", event_id=msg.interaction_id)
+            await producer.publish(Topic.INTERACTIONS_INBOUND, msg.sender.key, env)
+        assert len(await read(kafka_bootstrap, s.topic(Topic.ROUTING_INBOX), 2)) == 2
+        env = new_envelope(chat, producer="channel-gateway", event_id=chat.interaction_id)
+        await producer.publish(Topic.INTERACTIONS_INBOUND, chat.sender.key, env)
+        inbox = [
+            decode_envelope(m.value) for m in await read(kafka_bootstrap, s.topic(Topic.ROUTING_INBOX), 4)
+        ]
+        assert [e.type for e in inbox] == [
+            "interaction.resolved",
+            "interaction.resolved",
+            "customer.merged",
+            "interaction.resolved",
+        ]
+        # The customer seen first (the SMS, by its received time) survives, whatever the processing order.
+        ids = {
+            e.payload["interaction"]["interaction_id"]: e.payload["customer"]["customer_id"]
+            for e in inbox[:2]
+        }
+        first, second = ids[sms.interaction_id], ids[mail.interaction_id]
+        merge = inbox[2].payload
+        assert merge["survivor_id"] == first and merge["merged_ids"] == [second]
+        assert inbox[3].payload["customer"]["customer_id"] == first
+        assert sorted(h["channel"] for h in inbox[3].payload["recent_history"]) == ["email", "sms"]
+        compacted = await read(kafka_bootstrap, s.topic(Topic.IDENTITY_PROFILES), 1)
+        assert compacted[0].key == second.encode()
+
+        # Routing offered the task; an agent sent a promotion that the gateway refused (opted out).
+        view = TaskView(
+            id="task-1",
+            conversation_id="conv-1",
+            customer_id=second,  # an alias: recorded on the survivor
+            channel=Channel.WEBCHAT,
+            queue="orders",
+            priority=1,
+            created_at=t0,
+        )
+        offer = TaskOffered(
+            offer_id="offer-1", agent_id="a-7", task=view, expires_at=t0 + timedelta(minutes=1)
+        )
+        reply = ReplyRequested(
+            reply_id="r-1",
+            customer_id=first,
+            author="agent:a-7",
+            channel=Channel.SMS,
+            to=Address(kind=AddressKind.PHONE, value="+14155550111"),
+            text="Spring sale: 20% off",
+            purpose=ReplyPurpose.MARKETING,
+        )
+        refused = ReplyDeliveryStatus(
+            reply_id="r-1",
+            customer_id=first,
+            channel=Channel.SMS,
+            to=reply.to,
+            state=DeliveryState.REFUSED_OPT_OUT,
+            occurred_at=t0 + timedelta(seconds=5),
+        )
+        await producer.publish(
+            Topic.ROUTING_DECISIONS,
+            "a-7",
+            new_envelope(offer, producer="routing", occurred_at=t0 + timedelta(seconds=3)),
+        )
+        await producer.publish(
+            Topic.REPLIES_OUTBOUND,
+            first,
+            new_envelope(reply, producer="agent-presence", occurred_at=t0 + timedelta(seconds=4)),
+        )
+        await producer.publish(Topic.REPLIES_STATUS, first, new_envelope(refused, producer="channel-gateway"))
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:
+            body = await (
+                await client.get(
+                    f"/v1/customers/{second}/timeline", headers={"Authorization": "Bearer crm-token"}
+                )
+            ).json()
+            kinds = [i["kind"] for i in body["items"]]
+            if len(kinds) >= 6 or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert body["customer_id"] == first
+        assert kinds == ["delivery", "promotion", "offer", "message", "message", "message"]
+        assert body["items"][0]["summary"] == "reply refused opt out"
+    finally:
+        await producer.stop()
+        await client.close()
