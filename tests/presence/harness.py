@@ -255,3 +255,20 @@ async def frames_for(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> lis
             break
         out.append(orjson.loads(msg.data))
     return out
+
+
+async def wait_feed(
+    http: aiohttp.ClientSession, presence: Presence, agent_id: str, token: str, seq: int, timeout: float = 15
+) -> dict[str, Any]:
+    """Wait until the agent's feed holds ``seq`` frames (decisions are consumed asynchronously)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        async with http.get(
+            f"{presence.url}/v1/agents/{agent_id}/state", headers={"Authorization": f"Bearer {token}"}
+        ) as r:
+            assert r.status == 200, await r.text()
+            state: dict[str, Any] = await r.json()
+        if state["seq"] >= seq:
+            return state
+        assert asyncio.get_running_loop().time() < deadline, f"feed at {state['seq']}, expected {seq}"
+        await asyncio.sleep(0.1)
