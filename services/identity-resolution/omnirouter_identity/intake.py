@@ -30,9 +30,7 @@ from omnirouter_shared.contracts.replies import ReplyDeliveryStatus, ReplyPurpos
 from omnirouter_shared.contracts.routing import TaskAssigned, TaskClosed, TaskOffered
 
 HISTORY_ITEMS = 5
-_TERMINAL_CALL = frozenset(
-    {InteractionStatus.COMPLETED, InteractionStatus.ABANDONED, InteractionStatus.FAILED}
-)
+_TERMINAL = frozenset({InteractionStatus.COMPLETED, InteractionStatus.ABANDONED, InteractionStatus.FAILED})
 
 
 @dataclass
@@ -132,12 +130,25 @@ def _sender_identifier(resolver: Resolver, msg: InteractionReceived, outcome: Ou
 async def handle_status(
     conn: asyncpg.Connection, resolver: Resolver, msg: InteractionStatusChanged, env: Envelope, fx: Effects
 ) -> None:
-    obs = Observation(
-        source=f"{msg.vendor.value}:{msg.channel.value}",
-        observed_at=msg.occurred_at,
-        interaction_id=msg.interaction_id,
+    # The interaction's own customer first: a withheld caller's status must reach the ephemeral
+    # profile its call got, not a new one.
+    recorded = await conn.fetchval(
+        """
+        SELECT coalesce(a.survivor_id, t.profile_id) FROM timeline t
+        LEFT JOIN profile_aliases a ON a.alias_id = t.profile_id
+        WHERE t.entry_id = $1
+        """,
+        f"interaction:{msg.interaction_id}",
     )
-    outcome = await resolver.resolve(conn, [msg.customer_address], obs, source_id=env.event_id)
+    if recorded is not None:
+        outcome = Outcome(profile_id=recorded)
+    else:
+        obs = Observation(
+            source=f"{msg.vendor.value}:{msg.channel.value}",
+            observed_at=msg.occurred_at,
+            interaction_id=msg.interaction_id,
+        )
+        outcome = await resolver.resolve(conn, [msg.customer_address], obs, source_id=env.event_id)
     fx.outcomes.append(outcome)
     if outcome.profile_id is None:
         return
@@ -145,7 +156,7 @@ async def handle_status(
         fx.events += events.merged(
             merge, domains=[env.routing_domain], correlation_id=env.correlation_id, causation_id=env.event_id
         )
-    if msg.status in _TERMINAL_CALL or msg.status is InteractionStatus.FAILED:
+    if msg.status in _TERMINAL:
         await timeline.record(
             conn,
             timeline.NewEntry(
