@@ -277,3 +277,20 @@ async def test_case_10_erasure(observe: Observe, pool: asyncpg.Pool) -> None:
     strict = Resolver(POLICY, suppress_after_erasure=True)
     kept = await observe(addr("phone", "+14155550110"), at=erased_at + timedelta(minutes=2), using=strict)
     assert kept.is_new and await owner(pool, "phone:+14155550110") is None
+
+
+async def test_erasing_one_family_member_keeps_the_shared_phone_for_the_other(
+    observe: Observe, pool: asyncpg.Pool
+) -> None:
+    mum = pid(await observe(addr("phone", "+447700900555"), addr("email", "mum@x.io")))
+    son = pid(await observe(addr("email", "son@y.io")))
+    await observe(addr("phone", "+447700900555"), addr("email", "son@y.io"))
+
+    async def work(conn: asyncpg.Connection) -> lifecycle.ErasureResult:
+        return await lifecycle.erase(conn, mum, actor="admin", at=datetime.now(UTC))
+
+    result = await serializable(pool, work)
+    assert result.identifiers_erased == 1  # mum's e-mail; the phone stays with the son
+    assert await owner(pool, "phone:+447700900555") == son
+    assert await owner(pool, "email:mum@x.io") is None
+    assert pid(await observe(addr("phone", "+447700900555"))) == son

@@ -205,6 +205,19 @@ async def erase(conn: asyncpg.Connection, profile_id: str, *, actor: str, at: da
     everyone = [profile_id, *aliases]
     await conn.fetch("SELECT id FROM profiles WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE", everyone)
     domains = await routing_domains(conn, everyone)
+    # A shared number (the family phone) is also the other holders' identifier: it passes to the
+    # holder who used it last instead of being erased from under them.
+    await conn.execute(
+        """
+        UPDATE identifiers i SET profile_id = h.profile_id
+        FROM (SELECT DISTINCT ON (identifier_id) identifier_id, profile_id FROM shared_holders
+              WHERE NOT profile_id = ANY($2::text[])
+              ORDER BY identifier_id, last_seen_at DESC, profile_id) AS h
+        WHERE i.id = h.identifier_id AND i.profile_id = $1 AND i.shared
+        """,
+        profile_id,
+        everyone,
+    )
     idents = await conn.fetch(
         "SELECT id, kind, namespace, value FROM identifiers WHERE profile_id = $1", profile_id
     )
