@@ -73,3 +73,11 @@ def test_clock_never_goes_backwards() -> None:
     h.send(interaction("c1", "i1"), 100)
     h.send(interaction("c2", "i2"), 50)
     assert h.engine.state.clock == at(100)
+
+
+def test_the_same_interaction_under_another_event_id_is_not_added_twice() -> None:
+    h = Harness()
+    h.send(interaction("c1", "i1"), 0)
+    assert h.send(interaction("c1", "i1"), 1) == []
+    (task,) = h.engine.state.tasks.values()
+    assert len(task.messages) == 1

@@ -37,6 +37,8 @@ class CustomerSide(EngineCore):
         st = self._state
         now = self._now
         inter = event.interaction
+        if inter.interaction_id in self._by_interaction:
+            return  # the same contact resolved again under another event id: already in its task
         customer_id = event.customer.customer_id
         message = message_of(event)
         conv_id = self._by_customer.get(customer_id)

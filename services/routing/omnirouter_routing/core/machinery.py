@@ -64,7 +64,7 @@ class EngineCore:
         self._last_agent_memory = timedelta(seconds=config.timers.last_agent_memory)
         self._waiting = WaitingIndex()
         self._timers = Timers()
-        self._ready = ReadyIndex()
+        self._ready = ReadyIndex(self._tracked_skills())
         self._by_customer: dict[str, str] = {}
         self._by_interaction: dict[str, str] = {}
         self._out: list[tuple[str, BaseModel]] = []
@@ -79,7 +79,7 @@ class EngineCore:
         st = self._state
         self._waiting = WaitingIndex()
         self._timers = Timers()
-        self._ready = ReadyIndex()
+        self._ready = ReadyIndex(self._tracked_skills())
         self._by_customer = {c.customer_id: c.id for c in st.conversations.values()}
         self._by_interaction = {}
         for task in st.tasks.values():
@@ -256,7 +256,19 @@ class EngineCore:
         qc = self._qc(task)
         cursor = self._state.rr_cursor.get(task.queue)
         best: Agent | None = None
-        if qc.strategy is SelectionStrategy.HIGHEST_PROFICIENCY:
+        single = (
+            self._single_required_skill(task)
+            if qc.strategy is SelectionStrategy.HIGHEST_PROFICIENCY
+            else None
+        )
+        if single is not None:
+            # One skill decides both eligibility and rank: walk the agents holding it, best first.
+            for agent_id in self._ready.most_proficient(single):
+                agent = agents[agent_id]
+                if fits(agent, task, cap, now, as_preferred=False):
+                    best = agent
+                    break
+        elif qc.strategy is SelectionStrategy.HIGHEST_PROFICIENCY:
             best_key: tuple[float | int | str, ...] | None = None
             for agent_id in self._ready:
                 agent = agents[agent_id]
@@ -287,6 +299,23 @@ class EngineCore:
                         break
         if best is not None:
             self._offer(task, best)
+
+    def _tracked_skills(self) -> frozenset[str]:
+        return frozenset(
+            skill
+            for q in self._config.queues.values()
+            if q.strategy is SelectionStrategy.HIGHEST_PROFICIENCY and len(q.required_skills) == 1
+            for skill in q.required_skills
+        )
+
+    def _single_required_skill(self, task: Task) -> str | None:
+        """The skill, when a task's ranking depends on one required skill only (the common case)."""
+        if len(task.required) != 1:
+            return None
+        ((skill, level),) = task.required.items()
+        if level < 1 or skill not in self._ready.tracked_skills or any(s != skill for s in task.preferred):
+            return None
+        return skill
 
     def _may_take(self, agent: Agent, task: Task) -> bool:
         if self._preferred_active(task):
