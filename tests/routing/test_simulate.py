@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -87,3 +90,14 @@ def test_prints_a_report(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*SHORT, "--seed", "1"]) == 0
     out = capsys.readouterr().out
     assert "service level" in out and "occupancy" in out and "billing" in out
+
+
+def test_prediction_does_not_depend_on_the_hash_seed() -> None:
+    """Separate processes with different PYTHONHASHSEED: no set or dict order leaks into decisions."""
+    outputs = []
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        cmd = [sys.executable, "-m", "omnirouter_routing.simulate", *SHORT, "--rate", "voice=300", "--json"]
+        done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, check=True, timeout=60)
+        outputs.append(done.stdout)
+    assert outputs[0] == outputs[1] and b"service_level" in outputs[0]
