@@ -51,6 +51,17 @@ async def test_authentication_and_errors(client: Client) -> None:
         "/v1/interactions", json={"entry_id": "1", "source": "crm", "summary": "x"}, headers=CRM
     )
     assert resp.status == 400 and "exactly one" in (await resp.json())["reason"]
+    resp = await client.post(
+        "/v1/interactions",
+        json={
+            "entry_id": "1",
+            "source": "crm",
+            "summary": "x",
+            "identifier": {"kind": "phone", "value": "anonymous"},
+        },
+        headers=CRM,
+    )
+    assert resp.status == 422 and (await resp.json())["error"] == "unusable_identifier"
     resp = await client.delete("/v1/customers/nobody", headers=CRM)
     assert resp.status == 403
     spec = yaml.safe_load(await (await client.get("/openapi.yaml")).text())

@@ -15,6 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from omnirouter_identity import events
+from omnirouter_identity.core.normalise import claims_for
 from omnirouter_identity.http_auth import require_admin
 from omnirouter_identity.resolution import Outcome, Resolver
 from omnirouter_identity.store import lifecycle, outbox, profiles, timeline
@@ -266,6 +267,12 @@ class CustomerApi:
                 address = Address(
                     kind=ident.kind, value=ident.value, namespace=ident.namespace, verified=ident.verified
                 )
+                claims, dropped = claims_for([address], self._resolver.policy)
+                if not claims:
+                    reason = dropped[0].detail if dropped else "not an identifier"
+                    raise ApiError(
+                        422, "unusable_identifier", f"the identifier cannot identify anyone: {reason}"
+                    )
                 obs = Observation(source=f"api:{body.source}", observed_at=at, interaction_id=entry_id)
                 outcome = await self._resolver.resolve(conn, [address], obs, source_id=entry_id)
                 if outcome.profile_id is None:

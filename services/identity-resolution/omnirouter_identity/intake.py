@@ -99,23 +99,16 @@ async def handle_received(
                     correlation_id=env.correlation_id,
                 )
             )
-    row = await conn.fetchrow(
-        """
-        UPDATE profiles SET display_name = coalesce(display_name, $2)
-        WHERE id = $1 RETURNING display_name, preferred_channel
-        """,
-        pid,
-        msg.sender.display_name,
+    ctx = await timeline.context(
+        conn, pid, display_name=msg.sender.display_name, exclude_entry=entry_id, limit=HISTORY_ITEMS
     )
-    assert row is not None
-    history = await timeline.recent(conn, pid, limit=HISTORY_ITEMS, exclude_entry=entry_id)
     customer = CustomerSummary(
         customer_id=pid,
-        display_name=row["display_name"],
-        preferred_channel=Channel(row["preferred_channel"]) if row["preferred_channel"] else None,
+        display_name=ctx.display_name,
+        preferred_channel=ctx.preferred_channel,
         is_new=outcome.is_new,
     )
-    fx.events.append(events.resolved(msg, customer=customer, history=history, inbound=env))
+    fx.events.append(events.resolved(msg, customer=customer, history=ctx.history, inbound=env))
 
 
 def _sender_identifier(resolver: Resolver, msg: InteractionReceived, outcome: Outcome) -> int | None:

@@ -322,13 +322,21 @@ async def touch_cached(
     """The fast path: confirm every key is still owned, unshared, by ``profile_id`` and mark it seen.
     None if any is not (another instance merged or erased it): the caller takes the slow path."""
     kinds, namespaces, values = _key_arrays(keys)
+    # Read under SERIALIZABLE (a concurrent merge of these rows then conflicts and retries); refresh
+    # last_seen_at at most once a minute so a chatty customer does not rewrite the same row per message.
     rows = await conn.fetch(
         """
-        UPDATE identifiers i SET last_seen_at = greatest(i.last_seen_at, $5)
-        FROM unnest($1::text[], $2::text[], $3::text[]) AS k(kind, namespace, value)
-        WHERE i.kind = k.kind AND i.namespace = k.namespace AND i.value = k.value
-          AND i.profile_id = $4 AND NOT i.shared
-        RETURNING i.id, i.kind, i.namespace, i.value
+        WITH found AS (
+            SELECT i.id, i.kind, i.namespace, i.value, i.last_seen_at FROM identifiers i
+            JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(kind, namespace, value)
+              ON i.kind = k.kind AND i.namespace = k.namespace AND i.value = k.value
+            WHERE i.profile_id = $4 AND NOT i.shared
+        ), touched AS (
+            UPDATE identifiers SET last_seen_at = $5::timestamptz
+            WHERE id IN (SELECT id FROM found WHERE last_seen_at < $5::timestamptz - interval '60 seconds')
+            RETURNING id
+        )
+        SELECT id, kind, namespace, value, (SELECT count(*) FROM touched) AS touched FROM found
         """,
         kinds,
         namespaces,

@@ -92,6 +92,49 @@ async def recent(
 
 
 @dataclass(frozen=True, slots=True)
+class Context:
+    display_name: str | None
+    preferred_channel: Channel | None
+    history: tuple[TimelineItem, ...]
+
+
+async def context(
+    conn: asyncpg.Connection, profile_id: str, *, display_name: str | None, exclude_entry: str, limit: int
+) -> Context:
+    """What travels with a resolved interaction, in one round trip: the customer's name (kept from the
+    first contact that carried one) and preferred channel, and the latest timeline items."""
+    rows = await conn.fetch(
+        """
+        WITH named AS (
+            UPDATE profiles SET display_name = $2
+            WHERE id = $1 AND display_name IS NULL AND $2::text IS NOT NULL
+            RETURNING id
+        )
+        SELECT coalesce(p.display_name, $2) AS display_name, p.preferred_channel,
+               (SELECT count(*) FROM named) AS named,
+               t.entry_id, t.occurred_at, t.channel, t.direction, t.kind, t.summary, t.source
+        FROM profiles p
+        LEFT JOIN LATERAL (
+            SELECT entry_id, occurred_at, channel, direction, kind, summary, source FROM timeline
+            WHERE profile_id = p.id AND entry_id <> $3
+            ORDER BY occurred_at DESC, id DESC LIMIT $4
+        ) t ON true
+        WHERE p.id = $1
+        """,
+        profile_id,
+        display_name,
+        exclude_entry,
+        limit,
+    )
+    first = rows[0]
+    return Context(
+        display_name=first["display_name"],
+        preferred_channel=Channel(first["preferred_channel"]) if first["preferred_channel"] else None,
+        history=tuple(_item(r) for r in rows if r["entry_id"] is not None),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     items: tuple[TimelineItem, ...]
     next_cursor: str | None
