@@ -1,7 +1,7 @@
 """``python -m omnirouter_routing.simulate``: what-if routing simulation (``make simulate ARGS=...``).
 
 Examples:
-  python -m omnirouter_routing.simulate                        # 1 h of generated traffic, 20 agents
+  python -m omnirouter_routing.simulate                        # 1 h of generated traffic, 12 agents
   python -m omnirouter_routing.simulate --agents +2            # ... with two more agents
   python -m omnirouter_routing.simulate --escalate-after 30    # ... escalating after 30 s
   python -m omnirouter_routing.simulate --replay inbox.jsonl --agents +2
@@ -35,7 +35,7 @@ from omnirouter_shared.contracts.agents import AgentUpserted
 from omnirouter_shared.contracts.common import Channel
 
 DEFAULT_CONFIG = Path("deploy/config/routing.yaml")
-DEFAULT_AGENTS = 20
+DEFAULT_AGENTS = 12
 
 
 class UsageError(ValueError):

@@ -72,7 +72,7 @@ class Simulation:
         self.engine = RoutingEngine(config)
         self.config = config
         self.behaviour = behaviour
-        self.rng = random.Random(seed)
+        self.seed = seed
         self.start = start
         self.tick = timedelta(seconds=tick)
         self.recorded = recorded_handle_times or {}
@@ -92,6 +92,12 @@ class Simulation:
         for when, payload in inputs:
             self._at(when, payload)
         self._at(start + self.tick, RoutingTick(now=start + self.tick))
+
+    def _rng(self, purpose: str, key: str) -> random.Random:
+        """A generator per (purpose, entity): the same customer keeps the same patience and the same task
+        the same handling time whatever the configuration, so two what-ifs differ by their configuration
+        and not by which random numbers happened to come next (common random numbers)."""
+        return random.Random(f"{self.seed}/{purpose}/{key}")
 
     def _at(self, when: datetime, payload: BaseModel) -> None:
         self._seq += 1
@@ -146,7 +152,8 @@ class Simulation:
             self._contacts += 1
             channel = payload.interaction.channel
             if self.simulate_abandonment and channel in LIVE_CHANNELS:
-                patience = self.rng.expovariate(1.0 / self.behaviour.patience)
+                rng = self._rng("patience", payload.interaction.interaction_id)
+                patience = rng.expovariate(1.0 / self.behaviour.patience)
                 self._after(now, patience, _hang_up(payload, now))
         decisions = self.engine.handle(event_id, payload, now)
         self._decisions += len(decisions)
@@ -155,7 +162,6 @@ class Simulation:
 
     def _react(self, p: BaseModel, now: datetime) -> None:
         b = self.behaviour
-        rng = self.rng
         if isinstance(p, TaskQueued) and p.reason == "new":
             self._tasks_created += 1
         elif isinstance(p, TaskOffered):
@@ -163,6 +169,7 @@ class Simulation:
             if self._kinds.get(p.agent_id) is AgentKind.BOT:
                 self._after(now, 0.5, OfferAccepted(**ids))
                 return
+            rng = self._rng("offer", p.offer_id)
             draw = rng.random()
             think = rng.expovariate(1.0 / b.think_time) if b.think_time > 0 else 0.0
             if draw < b.miss_rate:
@@ -173,6 +180,7 @@ class Simulation:
                 self._after(now, think, OfferAccepted(**ids))
         elif isinstance(p, TaskAssigned):
             task_id, agent_id = p.task_id, p.agent_id
+            rng = self._rng("work", task_id)
             if self._kinds.get(agent_id) is AgentKind.BOT:
                 talk = rng.expovariate(1.0 / b.bot_time)
                 if rng.random() < b.bot_handoff_rate:
