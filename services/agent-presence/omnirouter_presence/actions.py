@@ -346,7 +346,11 @@ class AgentActions:
             offers = await repo.pending_offers(conn, agent_id)
             tasks = await repo.active_tasks(conn, agent_id)
         frames: list[dict[str, Any]] = [
-            {**state_frame(agent, load), "heartbeat_interval_s": self._settings.heartbeat_interval_s}
+            {
+                **state_frame(agent, load),
+                "snapshot": True,
+                "heartbeat_interval_s": self._settings.heartbeat_interval_s,
+            }
         ]
         frames += [
             {

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 import asyncpg
 
 from omnirouter_presence import repository as repo
+from omnirouter_presence.actions import state_frame
 from omnirouter_presence.domain.frames import Decision, OfferState, TaskState, decision_for
 from omnirouter_presence.domain.presence import InvalidStatus, validate_status
 from omnirouter_shared.contracts.agents import AgentStatus
@@ -72,6 +73,7 @@ class DecisionHandler:
         payload = decision.payload
         cid = env.correlation_id
         refresh = False
+        updated: repo.AgentRow | None = None
         match payload:
             case TaskOffered():
                 await repo.insert_offer(
@@ -112,9 +114,16 @@ class DecisionHandler:
                 except InvalidStatus:
                     # Routing's own reason codes need not be in this deployment's list of break reasons.
                     status, reason = AgentStatus(payload.status), payload.reason
-                await repo.refresh_state(conn, agent.id, "routing", status=status, reason=reason)
+                updated = await repo.refresh_state(conn, agent.id, "routing", status=status, reason=reason)
         if refresh:
-            await repo.refresh_state(conn, agent.id, "routing")
+            updated = await repo.refresh_state(conn, agent.id, "routing")
         frame = {**decision.frame, "event_id": env.event_id}
-        await repo.append_feed(conn, agent.id, env.event_id, frame, webhook=self._webhook_for(agent))
+        webhook = self._webhook_for(agent)
+        await repo.append_feed(conn, agent.id, env.event_id, frame, webhook=webhook)
+        if updated is not None and (updated.state, updated.status) != (agent.state, agent.status):
+            # The desktop shows busy / wrap-up / forced states as they follow from routing's decisions.
+            load, _ = await repo.load_by_channel(conn, agent.id)
+            await repo.append_feed(
+                conn, agent.id, f"{env.event_id}:state", state_frame(updated, load), webhook=webhook
+            )
         return None
