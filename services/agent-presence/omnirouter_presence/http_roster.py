@@ -18,7 +18,7 @@ from omnirouter_presence.domain.roster import (
 from omnirouter_presence.http_auth import require_admin
 from omnirouter_presence.http_common import api_error, parse, read_json
 from omnirouter_presence.settings import PresenceSettings
-from omnirouter_shared.contracts.agents import AgentKind
+from omnirouter_shared.contracts.agents import AgentKind, AgentUpserted
 from omnirouter_shared.contracts.envelope import new_envelope
 from omnirouter_shared.http.errors import ApiError
 from omnirouter_shared.kafka.producer import BrokerUnavailable, EventProducer
@@ -60,9 +60,12 @@ class RosterApi:
         ]
 
     async def _publish(self, rec: AgentRecord) -> None:
-        env = new_envelope(rec.upserted(), producer="agent-presence", routing_domain=rec.routing_domain)
+        await self._publish_to(rec.routing_domain, rec.upserted())
+
+    async def _publish_to(self, domain: str, payload: AgentUpserted) -> None:
+        env = new_envelope(payload, producer="agent-presence", routing_domain=domain)
         try:
-            await self._producer.publish(Topic.ROUTING_INBOX, rec.routing_domain, env)
+            await self._producer.publish(Topic.ROUTING_INBOX, domain, env)
         except BrokerUnavailable as exc:
             raise ApiError(
                 503, "broker_unavailable", "the roster change could not be published; retry"
@@ -127,6 +130,10 @@ class RosterApi:
                 secret = new_webhook_secret()
                 answer["webhook_secret"] = secret
             await repo.update_agent(conn, rec, secret if rec.webhook_url else None)
+            if rec.routing_domain != agent.record.routing_domain:
+                # The old domain's routing must stop offering this agent work.
+                old = agent.record.upserted().model_copy(update={"enabled": False})
+                await self._publish_to(agent.record.routing_domain, old)
             await self._publish(rec)
             # A capacity change can make an available agent busy or free again.
             await repo.refresh_state(conn, agent_id, "admin")

@@ -111,7 +111,9 @@ class DecisionHandler:
             case AgentStateForced():
                 try:
                     status, reason = validate_status(payload.status, payload.reason, self._away_reasons)
-                except InvalidStatus:
+                except InvalidStatus as exc:
+                    if exc.code != "invalid_reason":
+                        return f"routing forced an unknown status {payload.status!r}"
                     # Routing's own reason codes need not be in this deployment's list of break reasons.
                     status, reason = AgentStatus(payload.status), payload.reason
                 updated = await repo.refresh_state(conn, agent.id, "routing", status=status, reason=reason)
