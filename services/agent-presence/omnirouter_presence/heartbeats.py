@@ -8,6 +8,7 @@ import time
 
 import asyncpg
 
+from omnirouter_presence import metrics
 from omnirouter_presence import repository as repo
 from omnirouter_presence.actions import ActionError, AgentActions
 from omnirouter_presence.settings import PresenceSettings
@@ -41,6 +42,7 @@ class HeartbeatSweeper:
                     "heartbeat",
                     unless_seen_within_s=self._settings.heartbeat_grace_s,
                 ):
+                    metrics.AGENTS_TIMED_OUT.inc()
                     log.info("desktop gone: agent set offline", extra={"agent_id": agent_id})
             except ActionError as exc:
                 log.warning(

@@ -13,6 +13,7 @@ import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
+from omnirouter_presence import metrics
 from omnirouter_presence import repository as repo
 from omnirouter_presence.actions import ActionError, AgentActions
 from omnirouter_presence.domain.protocol import (
@@ -78,7 +79,9 @@ class AgentApi:
         try:
             result = await self._execute(agent, command)
         except ActionError as exc:
+            metrics.COMMANDS.labels(command.type, exc.code).inc()
             raise api_error(exc) from None
+        metrics.COMMANDS.labels(command.type, "ok").inc()
         return web.json_response(result, status=status)
 
     async def _body(self, request: web.Request, extra: dict[str, Any]) -> dict[str, Any]:
@@ -255,6 +258,7 @@ class AgentApi:
             else:
                 result = await self._execute(agent, command)
         except ActionError as exc:
+            metrics.COMMANDS.labels(command.type, exc.code).inc()
             await session.send(
                 {
                     "type": "error",
@@ -265,4 +269,5 @@ class AgentApi:
                 }
             )
             return
+        metrics.COMMANDS.labels(command.type, "ok").inc()
         await session.send({**result, "type": "ack", "command": command.type, "ref": ref})

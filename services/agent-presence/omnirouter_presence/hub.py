@@ -20,6 +20,7 @@ import asyncpg
 import orjson
 from aiohttp import web
 
+from omnirouter_presence import metrics
 from omnirouter_presence import repository as repo
 from omnirouter_presence.domain.frames import Frame
 from omnirouter_shared.observability.logging import get_logger
@@ -37,6 +38,7 @@ class DesktopSession:
     async def send(self, frame: Frame) -> None:
         if not self.ws.closed:
             await self.ws.send_str(orjson.dumps(frame).decode())
+            metrics.FRAMES_PUSHED.labels(str(frame.get("type"))).inc()
 
 
 class DesktopHub:
@@ -85,6 +87,7 @@ class DesktopHub:
     # -- sessions --------------------------------------------------------------------------------------
     def register(self, session: DesktopSession) -> None:
         self._sessions.setdefault(session.agent_id, set()).add(session)
+        metrics.DESKTOPS_CONNECTED.set(self.session_count())
 
     def unregister(self, session: DesktopSession) -> None:
         sessions = self._sessions.get(session.agent_id)
@@ -92,6 +95,7 @@ class DesktopHub:
             sessions.discard(session)
             if not sessions:
                 del self._sessions[session.agent_id]
+        metrics.DESKTOPS_CONNECTED.set(self.session_count())
 
     def connected_agents(self) -> list[str]:
         return list(self._sessions)

@@ -14,6 +14,7 @@ import aiohttp
 import asyncpg
 import orjson
 
+from omnirouter_presence import metrics
 from omnirouter_presence import repository as repo
 from omnirouter_presence.domain.webhooks import (
     InvalidSecret,
@@ -120,6 +121,7 @@ class WebhookDispatcher:
             ) as resp:
                 await resp.read()
                 if 200 <= resp.status < 300:
+                    metrics.WEBHOOK_ATTEMPTS.labels("delivered").inc()
                     async with self._pool.acquire() as conn:
                         await repo.webhook_delivered(conn, row.id)
                     return True
@@ -130,6 +132,7 @@ class WebhookDispatcher:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}"
         attempts = row.attempts + 1
+        metrics.WEBHOOK_ATTEMPTS.labels("failed").inc()
         give_up = permanent or attempts >= self._settings.webhook_max_attempts
         delay = (
             None
