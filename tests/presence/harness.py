@@ -272,3 +272,25 @@ async def wait_feed(
             return state
         assert asyncio.get_running_loop().time() < deadline, f"feed at {state['seq']}, expected {seq}"
         await asyncio.sleep(0.1)
+
+
+async def wait_snapshot(
+    http: aiohttp.ClientSession,
+    presence: Presence,
+    agent_id: str,
+    token: str,
+    pred: Callable[[dict[str, Any]], bool],
+    timeout: float = 15,
+) -> dict[str, Any]:
+    """Poll the agent's snapshot (GET .../state) until ``pred`` holds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        async with http.get(
+            f"{presence.url}/v1/agents/{agent_id}/state", headers={"Authorization": f"Bearer {token}"}
+        ) as r:
+            assert r.status == 200, await r.text()
+            snapshot: dict[str, Any] = await r.json()
+        if pred(snapshot):
+            return snapshot
+        assert asyncio.get_running_loop().time() < deadline, f"condition not met; last snapshot {snapshot}"
+        await asyncio.sleep(0.1)

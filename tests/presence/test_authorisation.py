@@ -15,7 +15,7 @@ from tests.presence.harness import (
     routing_stub,
     running_presence,
     task_view,
-    wait_feed,
+    wait_snapshot,
 )
 
 pytestmark = pytest.mark.integration
@@ -36,7 +36,9 @@ async def test_authorisation_matrix(kafka_bootstrap: str, make_database, topic_p
         await routing(offer, a)
         held = task_view()
         await routing(TaskAssigned(task_id=held.id, agent_id=a, task=held), a)
-        await wait_feed(http, presence, a, alice["token"], 2)
+        await wait_snapshot(
+            http, presence, a, alice["token"], lambda s: len(s["offers"]) == len(s["tasks"]) == 1
+        )
 
         url = presence.url
         agent_urls = [

@@ -18,7 +18,7 @@ from tests.presence.harness import (
     routing_stub,
     running_presence,
     task_view,
-    wait_feed,
+    wait_snapshot,
     watch,
 )
 
@@ -80,7 +80,7 @@ async def test_rest_actions_produce_their_events_and_states(
             task = task_view()
             offer = offered(agent_id, task)
             await routing(offer, agent_id)
-            await wait_feed(http, presence, agent_id, token, 3)
+            await wait_snapshot(http, presence, agent_id, token, lambda s: len(s["offers"]) == 1)
             async with http.get(f"{base}/tasks/{task.id}/customer", headers=auth) as r:
                 assert r.status == 200, await r.text()
                 assert (await r.json())["items"][0]["summary"] == "email: refund promised"
@@ -91,7 +91,9 @@ async def test_rest_actions_produce_their_events_and_states(
 
             await routing(TaskAssigned(task_id=task.id, agent_id=agent_id, task=task), agent_id)
             # One SMS at a time: the agent is busy while holding it.
-            state = await wait_feed(http, presence, agent_id, token, 4)
+            state = await wait_snapshot(
+                http, presence, agent_id, token, lambda s: s["state"]["state"] == "busy"
+            )
             assert state["state"]["state"] == "busy" and state["state"]["load"] == {"sms": 1}
             assert [t["task_id"] for t in state["tasks"]] == [task.id]
 
@@ -104,7 +106,9 @@ async def test_rest_actions_produce_their_events_and_states(
                 ),
                 agent_id,
             )
-            state = await wait_feed(http, presence, agent_id, token, 5)
+            state = await wait_snapshot(
+                http, presence, agent_id, token, lambda s: len(s["tasks"][0]["task"]["messages"]) == 2
+            )
             assert [m["text"] for m in state["tasks"][0]["task"]["messages"]] == [
                 "Hi, my bill is wrong",
                 "Any news?",
@@ -147,7 +151,7 @@ async def test_rest_actions_produce_their_events_and_states(
             second, third = task_view(), task_view()
             for t in (second, third):
                 await routing(TaskAssigned(task_id=t.id, agent_id=agent_id, task=t), agent_id)
-            await wait_feed(http, presence, agent_id, token, 9)
+            await wait_snapshot(http, presence, agent_id, token, lambda s: len(s["tasks"]) == 2)
             async with http.post(
                 f"{base}/tasks/{second.id}/transfer", json={"to_queue": "tier2", "note": "VIP"}, headers=auth
             ) as r:
@@ -168,8 +172,7 @@ async def test_rest_actions_produce_their_events_and_states(
                 ),
                 agent_id,
             )
-            state = await wait_feed(http, presence, agent_id, token, 11)
-            assert state["tasks"] == []
+            await wait_snapshot(http, presence, agent_id, token, lambda s: s["tasks"] == [])
 
             async with http.get(f"{base}/history", headers={"Authorization": f"Bearer {ADMIN}"}) as r:
                 history = (await r.json())["history"]
