@@ -12,7 +12,12 @@ from tests.presence.harness import ADMIN, create_agent, make_settings, next_fram
 
 pytestmark = pytest.mark.integration
 
-GRACE_S = 1.5
+GRACE_S = 3.0
+
+
+async def _read_forever(ws: aiohttp.ClientWebSocketResponse) -> None:
+    async for _ in ws:
+        pass
 
 
 async def test_a_vanished_desktop_goes_offline_after_the_grace_period(
@@ -32,7 +37,7 @@ async def test_a_vanished_desktop_goes_offline_after_the_grace_period(
                 presence.ws_url(agent["id"]), headers={"Authorization": f"Bearer {agent['token']}"}
             )
             hello = await next_frame(ws, "state")
-            assert hello["heartbeat_interval_s"] == pytest.approx(0.5)
+            assert hello["heartbeat_interval_s"] == pytest.approx(GRACE_S / 3)
             await ws.send_json({"type": "status", "status": "available"})
             await next_frame(ws, "ack")
             await ws.send_json({"type": "heartbeat", "ref": "hb"})
@@ -40,13 +45,13 @@ async def test_a_vanished_desktop_goes_offline_after_the_grace_period(
             sockets.append(ws)
         await sockets[1].close()  # the second desktop disappears
         # aiohttp's client answers the server's pings only while something reads the socket.
-        reader = asyncio.create_task(sockets[0].receive(timeout=GRACE_S * 20))
+        reader = asyncio.create_task(_read_forever(sockets[0]))
 
         _, offline = await inbox.wait_for(
             "agent.status_changed", lambda p: p["status"] == "offline", timeout=GRACE_S * 6
         )
         assert offline.payload == {"agent_id": leaving["id"], "status": "offline", "reason": "heartbeat_lost"}
-        await asyncio.sleep(GRACE_S * 2)
+        await asyncio.sleep(GRACE_S)
         offline_events = [
             e for e in inbox.of_type("agent.status_changed") if e.payload["status"] == "offline"
         ]

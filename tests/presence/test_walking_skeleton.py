@@ -3,12 +3,20 @@ go available, receive an offer, accept it."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+
 import aiohttp
 import pytest
 
 from omnirouter_shared.contracts.routing import TaskAssigned
+from omnirouter_shared.devstack.ports import free_port
 from omnirouter_shared.topics import Topic
 from tests.presence.harness import (
+    ADMIN,
     create_agent,
     make_settings,
     next_frame,
@@ -69,3 +77,69 @@ async def test_agent_contract_offer_accept_assigned(
             await routing(TaskAssigned(task_id=offer.task.id, agent_id=agent_id, task=offer.task), agent_id)
             assigned = await next_frame(ws, "assigned")
             assert assigned["task"]["id"] == offer.task.id
+
+
+async def test_the_service_process_migrates_serves_and_stops_on_sigterm(
+    kafka_bootstrap: str, make_database, topic_prefix: str
+) -> None:  # type: ignore[no-untyped-def]
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": await make_database(),
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "OMNI_TOPIC_PREFIX": topic_prefix,
+        "OMNI_ADMIN_TOKEN": ADMIN,
+        "OMNI_API_TOKENS": "a,b",
+        "HTTP_PORT": str(port),
+        "KAFKA_REBALANCE_TIMEOUT_MS": "1000",
+        "LOG_FORMAT": "text",
+    }
+    migrate = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "omnirouter_presence",
+        "migrate",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await migrate.communicate()
+    assert migrate.returncode == 0, out.decode()
+    bad = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "omnirouter_presence",
+        env={**env, "OMNI_ADMIN_TOKEN": "", "HTTP_PORT": "x"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await bad.communicate()
+    assert bad.returncode == 2
+    assert "OMNI_ADMIN_TOKEN is required" in out.decode() and "HTTP_PORT is invalid" in out.decode()
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "omnirouter_presence",
+        "serve",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(300):
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(f"http://127.0.0.1:{port}/readyz") as r:
+                        if r.status == 200:
+                            break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the presence process never became ready")
+        proc.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.wait_for(proc.communicate(), 20)
+        assert proc.returncode == 0, out.decode()[-2000:]
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
