@@ -121,8 +121,18 @@ async def test_authorisation_matrix(kafka_bootstrap: str, make_database, topic_p
         async with http.get(f"{own}/state", headers={"Authorization": f"Bearer {new_token}"}) as r:
             assert r.status == 200
 
-        # A disabled agent cannot sign in.
-        async with http.post(f"{url}/v1/agents/{b}/disable", headers=admin_auth) as r:
-            assert r.status == 200 and (await r.json())["enabled"] is False
+        # Disabling an agent closes its open desktops, and it cannot sign in again.
+        new_auth = {"Authorization": f"Bearer {new_token}"}
+        async with http.ws_connect(
+            f"{url.replace('http', 'ws', 1)}/v1/agents/{b}/ws", headers=new_auth
+        ) as ws:
+            await ws.receive_json(timeout=5)
+            async with http.post(f"{url}/v1/agents/{b}/disable", headers=admin_auth) as r:
+                assert r.status == 200 and (await r.json())["enabled"] is False
+            frames = []
+            while (msg := await ws.receive(timeout=5)).type == aiohttp.WSMsgType.TEXT:
+                frames.append(msg.json())
+            assert (msg.type, msg.data) == (aiohttp.WSMsgType.CLOSE, 4001), msg
+            assert any(f.get("error") == "agent_disabled" for f in frames), frames
         async with http.get(f"{own}/state", headers={"Authorization": f"Bearer {new_token}"}) as r:
             assert r.status == 403 and (await r.json())["error"] == "agent_disabled"

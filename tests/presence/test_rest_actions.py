@@ -6,7 +6,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from omnirouter_shared.contracts.routing import ConversationMessage, TaskAssigned, TaskClosed, TaskMessage
+from omnirouter_shared.contracts.routing import (
+    AgentStateForced,
+    ConversationMessage,
+    TaskAssigned,
+    TaskClosed,
+    TaskMessage,
+)
 from omnirouter_shared.devstack.ports import free_port
 from omnirouter_shared.topics import Topic
 from tests.presence.harness import (
@@ -173,6 +179,15 @@ async def test_rest_actions_produce_their_events_and_states(
                 agent_id,
             )
             await wait_snapshot(http, presence, agent_id, token, lambda s: s["tasks"] == [])
+
+            # Routing may change the agent's state itself (missed offers): the desktop is told.
+            await routing(
+                AgentStateForced(agent_id=agent_id, status="away", reason="missed_offers"), agent_id
+            )
+            state = await wait_snapshot(
+                http, presence, agent_id, token, lambda s: s["state"]["status"] == "away"
+            )
+            assert state["state"]["reason"] == "missed_offers"
 
             async with http.get(f"{base}/history", headers={"Authorization": f"Bearer {ADMIN}"}) as r:
                 history = (await r.json())["history"]

@@ -137,6 +137,7 @@ function render() {
     };
     tasksEl.appendChild(node);
   }
+  tickCountdowns();
 }
 
 function onFrame(frame) {
@@ -216,12 +217,13 @@ function signOut() {
   $("#state").className = "pill offline"; $("#state").textContent = "signed out"; $("#conn").textContent = "";
 }
 
-setInterval(() => {
+function tickCountdowns() {
   for (const el of document.querySelectorAll(".countdown[data-expires]")) {
     const left = Math.max(0, Math.round((new Date(el.dataset.expires) - Date.now()) / 1000));
     el.textContent = `${left} s to answer`;
   }
-}, 500);
+}
+setInterval(tickCountdowns, 500);
 
 $("#signin").addEventListener("submit", (e) => { e.preventDefault(); signIn($("#agent-id").value.trim(), $("#token").value.trim()); });
 $("#go-available").onclick = () => send({ type: "status", status: "available" });
