@@ -164,6 +164,9 @@ async def test_agent_desktop_and_wallboard(
             await conversation.locator(".msg.out:has-text('Your refund left today.')").wait_for()
             key, reply = await replies.wait_for("reply.requested")
             assert key == task.customer_id and reply.payload["text"] == "Your refund left today."
+            await page.reload()  # the conversation, replies included, comes back from the server
+            await conversation.locator(".msg.out:has-text('Your refund left today.')").wait_for()
+            assert await conversation.locator(".msg.out").count() == 1
             await page.screenshot(path=str(ARTIFACTS / "desk-2-conversation.png"), full_page=True)
 
             await conversation.locator("button.complete").click()

@@ -133,6 +133,15 @@ async def test_rest_actions_produce_their_events_and_states(
             assert reply.payload["to"]["value"] == "+14155550100"
             assert reply.payload["from_"]["value"] == "+18005550199"
             assert reply.payload["author"] == f"agent:{agent_id}"
+            async with http.post(
+                f"{base}/tasks/{task.id}/replies",
+                json={"text": "Refund is on its way", "reply_id": reply_id},
+                headers=auth,
+            ) as r:
+                assert r.status == 202  # a retried reply: same event id, kept once with the task
+            async with http.get(f"{base}/state", headers=auth) as r:
+                kept = (await r.json())["tasks"][0]["task"]["replies"]
+            assert [(k["reply_id"], k["text"]) for k in kept] == [(reply_id, "Refund is on its way")]
 
             async with http.post(
                 f"{base}/tasks/{task.id}/complete", json={"disposition": "resolved"}, headers=auth

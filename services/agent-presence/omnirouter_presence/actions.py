@@ -332,6 +332,17 @@ class AgentActions:
             await self._producer.publish(Topic.REPLIES_OUTBOUND, task.customer_id, env)
         except BrokerUnavailable as exc:
             raise ActionError(503, "broker_unavailable", "the reply could not be queued; retry") from exc
+        async with self._pool.acquire() as conn:
+            await repo.record_reply(
+                conn,
+                task.task_id,
+                {
+                    "reply_id": reply_id,
+                    "text": cmd.text,
+                    "subject": cmd.subject,
+                    "sent_at": env.occurred_at.isoformat(),
+                },
+            )
         return {"reply_id": reply_id, "task_id": task.task_id, "queued": True}
 
     # -- resume ----------------------------------------------------------------------------------------

@@ -510,6 +510,20 @@ async def append_task_message(conn: asyncpg.Connection, task_id: str, message: d
     )
 
 
+async def record_reply(conn: asyncpg.Connection, task_id: str, reply: dict[str, Any]) -> None:
+    """Keep the agent's replies with the task, so a reloaded desktop shows the whole conversation."""
+    await conn.execute(
+        """
+        UPDATE tasks SET task = jsonb_set(task, '{replies}', coalesce(task->'replies', '[]'::jsonb) || $2::jsonb),
+               updated_at = now()
+        WHERE task_id = $1 AND NOT coalesce(task->'replies', '[]'::jsonb) @> $3::jsonb
+        """,
+        task_id,
+        [reply],
+        [{"reply_id": reply["reply_id"]}],
+    )
+
+
 async def set_task_state(
     conn: asyncpg.Connection, task_id: str, state: TaskState, *, only_from: Sequence[TaskState] = ()
 ) -> bool:

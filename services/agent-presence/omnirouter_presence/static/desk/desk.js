@@ -34,19 +34,21 @@ function when(iso) {
   try { return new Date(iso).toLocaleString(); } catch { return iso; }
 }
 
+// The customer's messages and the agent's replies (kept with the task by the server), in time order.
 function renderMessages(container, task, sent) {
   container.replaceChildren();
-  for (const m of task.messages || []) {
+  const items = [
+    ...(task.messages || []).map((m) => ({ at: m.received_at, out: false, subject: m.subject, text: m.text || "(attachment)" })),
+    ...(task.replies || []).map((r) => ({ at: r.sent_at, out: true, subject: r.subject, text: r.text, id: r.reply_id })),
+  ];
+  const known = new Set(items.filter((i) => i.id).map((i) => i.id));
+  for (const s of sent || []) if (!known.has(s.id)) items.push({ at: s.at, out: true, text: s.text });
+  items.sort((a, b) => new Date(a.at) - new Date(b.at));
+  for (const item of items) {
     const div = document.createElement("div");
-    div.className = "msg";
-    div.textContent = (m.subject ? `${m.subject}: ` : "") + (m.text || "(attachment)");
-    div.title = when(m.received_at);
-    container.appendChild(div);
-  }
-  for (const text of sent || []) {
-    const div = document.createElement("div");
-    div.className = "msg out";
-    div.textContent = text;
+    div.className = item.out ? "msg out" : "msg";
+    div.textContent = (item.subject ? `${item.subject}: ` : "") + item.text;
+    div.title = when(item.at);
     container.appendChild(div);
   }
 }
@@ -119,7 +121,10 @@ function render() {
       if (!text) return;
       const replyId = (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`);
       send({ type: "reply", task_id: taskId, text, reply_id: replyId }, (a) => {
-        if (a.type === "ack") { entry.sent = [...(entry.sent || []), text]; render(); }
+        if (a.type === "ack") {
+          entry.sent = [...(entry.sent || []), { id: replyId, text, at: new Date().toISOString() }];
+          render();
+        }
       });
     };
     $(".complete", node).onclick = () => send({ type: "complete", task_id: taskId }, (a) => {
