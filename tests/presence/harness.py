@@ -203,7 +203,9 @@ def offered(agent_id: str, task: TaskView, *, ttl_s: float = 60) -> TaskOffered:
     )
 
 
-async def create_agent(http: aiohttp.ClientSession, presence: Presence, **body: Any) -> dict[str, Any]:
+async def create_agent(http: aiohttp.ClientSession, presence: Presence | str, **body: Any) -> dict[str, Any]:
+    """Create an agent through the admin API of a running presence (or the presence at a base URL)."""
+    base = presence if isinstance(presence, str) else presence.url
     agent_id = body.pop("id", None) or f"agent-{uuid.uuid4().hex[:8]}"
     payload = {
         "id": agent_id,
@@ -213,7 +215,7 @@ async def create_agent(http: aiohttp.ClientSession, presence: Presence, **body: 
         **body,
     }
     async with http.post(
-        f"{presence.url}/v1/agents", json=payload, headers={"Authorization": f"Bearer {ADMIN}"}
+        f"{base}/v1/agents", json=payload, headers={"Authorization": f"Bearer {ADMIN}"}
     ) as r:
         assert r.status == 201, await r.text()
         created: dict[str, Any] = await r.json()

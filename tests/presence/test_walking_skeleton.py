@@ -136,9 +136,21 @@ async def test_the_service_process_migrates_serves_and_stops_on_sigterm(
                 await asyncio.sleep(0.1)
             else:
                 raise AssertionError("the presence process never became ready")
-        proc.send_signal(signal.SIGTERM)
-        out, _ = await asyncio.wait_for(proc.communicate(), 20)
-        assert proc.returncode == 0, out.decode()[-2000:]
+            created = await create_agent(http, f"http://127.0.0.1:{port}")
+            ws = await http.ws_connect(
+                f"ws://127.0.0.1:{port}/v1/agents/{created['id']}/ws",
+                headers={"Authorization": f"Bearer {created['token']}"},
+            )
+            await next_frame(ws, "state")
+            # An open desktop is told to reconnect elsewhere (1012) rather than held until a time-out.
+            started = asyncio.get_running_loop().time()
+            proc.send_signal(signal.SIGTERM)
+            msg = await ws.receive(timeout=10)
+            assert (msg.type, msg.data) == (aiohttp.WSMsgType.CLOSE, 1012), msg
+            await ws.close()
+            out, _ = await asyncio.wait_for(proc.communicate(), 20)
+            assert proc.returncode == 0, out.decode()[-2000:]
+            assert asyncio.get_running_loop().time() - started < 8
     finally:
         if proc.returncode is None:
             proc.kill()

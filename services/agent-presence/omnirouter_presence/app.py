@@ -105,8 +105,13 @@ async def build_app(settings: PresenceSettings) -> web.Application:
     app.router.add_routes(RosterApi(pool, producer, settings, actions).routes())
     app.router.add_routes(AgentApi(pool, actions, hub, settings, http).routes())
     app.router.add_routes(Pages(pool, settings, http).routes())
+    app.on_shutdown.append(_close_desktops)
     app.cleanup_ctx.append(_run_components)
     return app
+
+
+async def _close_desktops(app: web.Application) -> None:
+    await app[COMPONENTS].hub.close_all()
 
 
 async def _run_components(app: web.Application) -> AsyncIterator[None]:

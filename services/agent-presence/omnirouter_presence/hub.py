@@ -69,16 +69,21 @@ class DesktopHub:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for sessions in list(self._sessions.values()):
-            for s in list(sessions):
-                # 1012 "service restart": the desktop reconnects (to another replica) and resumes.
-                await s.ws.close(code=1012, message=b"server restarting")
+        await self.close_all()
         for t in list(self._pending):
             t.cancel()
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await self._listener.close()
             self._listener = None
+
+    async def close_all(self) -> None:
+        """On shutdown: 1012 "service restart" tells desktops to reconnect (to another replica) and
+        resume at once, instead of waiting for the server's drain time-out."""
+        for sessions in list(self._sessions.values()):
+            for s in list(sessions):
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await s.ws.close(code=1012, message=b"server restarting")
 
     @property
     def listening(self) -> bool:
