@@ -91,6 +91,22 @@ async def test_rest_actions_produce_their_events_and_states(
                 assert r.status == 200, await r.text()
                 assert (await r.json())["items"][0]["summary"] == "email: refund promised"
             assert calls == [task.customer_id]
+            declined = offered(agent_id, task_view())
+            await routing(declined, agent_id)
+            await wait_snapshot(http, presence, agent_id, token, lambda s: len(s["offers"]) == 2)
+            async with http.post(
+                f"{base}/offers/{declined.offer_id}/reject", json={"reason": "not my language"}, headers=auth
+            ) as r:
+                assert r.status == 202, await r.text()
+            _, rejected = await inbox.wait_for("offer.rejected")
+            assert rejected.payload == {
+                "offer_id": declined.offer_id,
+                "task_id": declined.task.id,
+                "agent_id": agent_id,
+                "reason": "not my language",
+            }
+            async with http.post(f"{base}/offers/{declined.offer_id}/accept", headers=auth) as r:
+                assert r.status == 409 and (await r.json())["error"] == "offer_not_pending"
             async with http.post(f"{base}/offers/{offer.offer_id}/accept", headers=auth) as r:
                 assert r.status == 202, await r.text()
             await inbox.wait_for("offer.accepted", lambda p: p["offer_id"] == offer.offer_id)

@@ -15,7 +15,7 @@ import asyncpg
 from pydantic import BaseModel
 
 from omnirouter_presence import repository as repo
-from omnirouter_presence.domain.frames import TaskState
+from omnirouter_presence.domain.frames import OfferState, TaskState
 from omnirouter_presence.domain.presence import InvalidStatus, free_capacity, validate_status
 from omnirouter_presence.domain.protocol import (
     AcceptCommand,
@@ -212,6 +212,8 @@ class AgentActions:
                 correlation_id=offer.correlation_id,
             )
             await repo.record_response(conn, offer.offer_id, "rejected")
+            # Settled for this agent now: not re-sent on resume, no longer grants the customer's context.
+            await repo.set_offer_state(conn, offer.offer_id, OfferState.REJECTED)
         return {"offer_id": offer.offer_id, "task_id": offer.task_id, "rejected": True}
 
     async def _offer_problem(
