@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 from standardwebhooks import Webhook
 
+from omnirouter_presence.domain.roster import new_webhook_secret
 from omnirouter_shared.devstack.ports import free_port
 from tests.presence.harness import (
     ADMIN,
@@ -116,3 +117,60 @@ async def make_due(database_url: str) -> None:
         )
     finally:
         await conn.close()
+
+
+async def _gone(_: web.Request) -> web.Response:
+    return web.Response(status=410)
+
+
+async def test_the_global_webhook_serves_agents_without_their_own_and_a_4xx_is_final(
+    kafka_bootstrap: str, make_database, topic_prefix: str
+) -> None:  # type: ignore[no-untyped-def]
+    receiver = Receiver(fail_first=0)
+    receiver.secret = new_webhook_secret()
+    app = web.Application()
+    app.router.add_post("/global", receiver.handle)
+    app.router.add_post("/gone", _gone)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    db = await make_database()
+    settings = make_settings(
+        kafka_bootstrap,
+        db,
+        topic_prefix,
+        webhook_url=f"http://127.0.0.1:{port}/global",
+        webhook_secret=receiver.secret,
+    )
+    try:
+        async with (
+            running_presence(settings) as presence,
+            routing_stub(settings) as routing,
+            aiohttp.ClientSession() as http,
+        ):
+            plain = await create_agent(http, presence)
+            gone = await create_agent(http, presence, webhook_url=f"http://127.0.0.1:{port}/gone")
+            await routing(offered(plain["id"], task_view()), plain["id"])
+            await routing(offered(gone["id"], task_view()), gone["id"])
+            await asyncio.wait_for(receiver.got.wait(), 15)
+            assert receiver.delivered[0]["agent_id"] == plain["id"]
+            conn = await asyncpg.connect(db)
+            try:
+                for _ in range(100):
+                    row = await conn.fetchrow(
+                        "SELECT state, attempts, last_error FROM presence.webhook_outbox WHERE agent_id = $1",
+                        gone["id"],
+                    )
+                    if row is not None and row["state"] == "dead":
+                        break
+                    await asyncio.sleep(0.1)
+            finally:
+                await conn.close()
+            assert row is not None and (row["state"], row["attempts"], row["last_error"]) == (
+                "dead",
+                1,
+                "HTTP 410",
+            )
+    finally:
+        await runner.cleanup()
