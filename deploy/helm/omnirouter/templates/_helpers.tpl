@@ -59,9 +59,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/part-of: omnirouter
 {{- end -}}
 
-{{/* Selector of one service's pods. Context: per-service dict. */}}
+{{/* Selector of one service's pods. The component label keeps the service's migration Job pods (same
+name, component "migrate") out of its Service, PDB and NetworkPolicy. Context: per-service dict. */}}
 {{- define "omnirouter.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "omnirouter.component" .key }}
+app.kubernetes.io/component: {{ include "omnirouter.component" .key }}
 app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/part-of: omnirouter
 {{- end -}}
