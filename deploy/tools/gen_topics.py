@@ -63,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         print("chart topics are in sync with the registry")
         return 0
     if args.check:
-        print(f"{VALUES.relative_to(ROOT)} is out of date: run python deploy/tools/gen_topics.py", file=sys.stderr)
+        print(
+            f"{VALUES.relative_to(ROOT)} is out of date: run python deploy/tools/gen_topics.py",
+            file=sys.stderr,
+        )
         return 1
     VALUES.write_text(wanted, encoding="utf-8")
     print(f"wrote {len(registry_topics())} topics to {VALUES.relative_to(ROOT)}")

@@ -42,7 +42,9 @@ def lint(values: dict[str, Any]) -> list[str]:
         problems += [f"k8s {kube}: {e}" for e in report.get("errors") or []]
         # Severity 1 is informational ("icon is recommended"); 2 and 3 are warnings and errors.
         problems += [
-            f"k8s {kube}: {m['path']}: {m['error']}" for m in report.get("messages") or [] if m["severity"] >= 2
+            f"k8s {kube}: {m['path']}: {m['error']}"
+            for m in report.get("messages") or []
+            if m["severity"] >= 2
         ]
     return problems
 
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         target = args.out / f"{name}.yaml"
         target.write_text(yaml.safe_dump_all(objects, sort_keys=False), encoding="utf-8")
         kinds = sorted({o["kind"] for o in objects})
-        print(f"{name}: {len(objects)} objects ({', '.join(kinds)}) -> {target.relative_to(ROOT)}")
+        print(f"{name}: {len(objects)} objects ({', '.join(kinds)}) -> {target}")
     return 1 if failed else 0
 
 

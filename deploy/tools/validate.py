@@ -66,13 +66,17 @@ def problems_of(obj: dict[str, Any], kube_versions: Iterable[str] = KUBE_VERSION
             path = "/".join(map(str, exc.path)) or "<root>"
             out.append(f"{describe(obj)} (k8s {version}): {path}: {exc.message}")
         except kubernetes_validate.SchemaNotFoundError:
-            out.append(f"{describe(obj)} (k8s {version}): no Kubernetes schema and no CRD schema in deploy/schemas")
+            out.append(
+                f"{describe(obj)} (k8s {version}): no Kubernetes schema and no CRD schema in deploy/schemas"
+            )
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("files", nargs="*", type=Path, help="rendered manifests (default: build/deploy/*.yaml)")
+    parser.add_argument(
+        "files", nargs="*", type=Path, help="rendered manifests (default: build/deploy/*.yaml)"
+    )
     args = parser.parse_args(argv)
     files = args.files or sorted(OUT.glob("*.yaml"))
     if not files:
@@ -85,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         for problem in problems:
             print(f"{path.name}: {problem}", file=sys.stderr)
         failed += len(problems)
-        print(f"{path.name}: {len(objects)} objects, k8s {' and '.join(KUBE_VERSIONS)} strict: {len(problems)} problems")
+        print(
+            f"{path.name}: {len(objects)} objects, k8s {' and '.join(KUBE_VERSIONS)} strict: {len(problems)} problems"
+        )
     return 1 if failed else 0
 
 

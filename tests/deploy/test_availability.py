@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from manifests import Objects, of_kind, pod_templates, selects
+
 from omnirouter_shared.topics import TOPICS
 
 PUBLIC = {"channel-gateway", "agent-presence"}
@@ -89,9 +90,15 @@ def test_default_deny_then_one_policy_per_workload(objects: Objects) -> None:
 
 def _policy_for(objects: Objects, component: str) -> dict[str, Any]:
     (deployment,) = [
-        d for d in of_kind(objects, "Deployment") if d["metadata"]["labels"]["app.kubernetes.io/name"] == component
+        d
+        for d in of_kind(objects, "Deployment")
+        if d["metadata"]["labels"]["app.kubernetes.io/name"] == component
     ]
-    (policy,) = [p for p in of_kind(objects, "NetworkPolicy") if p["metadata"]["name"] == deployment["metadata"]["name"]]
+    (policy,) = [
+        p
+        for p in of_kind(objects, "NetworkPolicy")
+        if p["metadata"]["name"] == deployment["metadata"]["name"]
+    ]
     return policy
 
 

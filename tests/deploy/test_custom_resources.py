@@ -10,6 +10,7 @@ import gen_topics
 import pytest
 import validate
 from manifests import Objects, of_kind
+
 from omnirouter_shared.topics import TOPICS
 
 
@@ -33,7 +34,9 @@ def test_one_kafkatopic_per_registry_topic(production: Objects) -> None:
         assert rendered["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
 
-def test_topic_prefix_applies_to_topics_and_lag_triggers(render_values: Callable[[dict[str, Any]], Objects]) -> None:
+def test_topic_prefix_applies_to_topics_and_lag_triggers(
+    render_values: Callable[[dict[str, Any]], Objects],
+) -> None:
     objects = render_values({"kafka": {"topicPrefix": "acme."}, "strimzi": {"enabled": True}})
     assert all(t["spec"]["topicName"].startswith("acme.omni.") for t in of_kind(objects, "KafkaTopic"))
     for so in of_kind(objects, "ScaledObject"):
@@ -74,7 +77,9 @@ def test_an_unknown_kind_is_an_error_not_a_warning() -> None:
     assert validate.problems_of(obj)
 
 
-@pytest.mark.parametrize("kind", ["ServiceMonitor", "PrometheusRule", "KafkaTopic", "ScaledObject", "ConfigMap"])
+@pytest.mark.parametrize(
+    "kind", ["ServiceMonitor", "PrometheusRule", "KafkaTopic", "ScaledObject", "ConfigMap"]
+)
 def test_optional_objects_are_behind_values_flags(default: Objects, production: Objects, kind: str) -> None:
     # Render cannot see the cluster's CRDs (.Capabilities): operator objects are opt-in in values.
     if kind == "ScaledObject":

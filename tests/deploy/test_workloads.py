@@ -92,7 +92,9 @@ def test_pods_are_non_root_read_only_and_unprivileged(objects: Objects) -> None:
             assert sc["capabilities"] == {"drop": ["ALL"]}, name
             assert sc["seccompProfile"] == {"type": "RuntimeDefault"}, name
             # A read-only root needs a writable /tmp (Python's tempfile, aiohttp uploads).
-            assert any(m["mountPath"] == "/tmp" and m["name"] in tmp_volumes for m in container["volumeMounts"])
+            assert any(
+                m["mountPath"] == "/tmp" and m["name"] in tmp_volumes for m in container["volumeMounts"]
+            )
 
 
 def test_grace_period_covers_prestop_and_shutdown(objects: Objects) -> None:
@@ -102,7 +104,9 @@ def test_grace_period_covers_prestop_and_shutdown(objects: Objects) -> None:
         sleep = container["lifecycle"]["preStop"]["exec"]["command"]
         assert sleep[0] == "sleep"
         shutdown = float(env_of(container)["SHUTDOWN_TIMEOUT_S"]["value"])
-        assert spec["terminationGracePeriodSeconds"] > shutdown + float(sleep[1]), deployment["metadata"]["name"]
+        assert spec["terminationGracePeriodSeconds"] > shutdown + float(sleep[1]), deployment["metadata"][
+            "name"
+        ]
 
 
 def test_environment_matches_the_services_settings(objects: Objects) -> None:
@@ -113,7 +117,9 @@ def test_environment_matches_the_services_settings(objects: Objects) -> None:
         assert env["LOG_FORMAT"]["value"] == "json"
         assert env["OMNI_SERVICE_NAME"]["value"] == component
         assert env["OMNI_INSTANCE_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
-        assert {"KAFKA_BOOTSTRAP_SERVERS", "OMNI_TOPIC_PREFIX", "OMNI_PUBLIC_URL", "OMNI_ADMIN_TOKEN"} <= set(env)
+        assert {"KAFKA_BOOTSTRAP_SERVERS", "OMNI_TOPIC_PREFIX", "OMNI_PUBLIC_URL", "OMNI_ADMIN_TOKEN"} <= set(
+            env
+        )
         assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "DATABASE_URL"
         assert "value" not in env["OMNI_ADMIN_TOKEN"], "secrets come from a Secret, never from values"
 
