@@ -25,7 +25,9 @@ async def routing_db(make_database: Callable[[], Awaitable[str]]) -> str:
 @pytest.fixture
 async def inbox(kafka_bootstrap: str, topic_prefix: str) -> AsyncIterator[Inbox]:
     producer = EventProducer(
-        ServiceSettings(kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix, service_name="test")
+        ServiceSettings(
+            kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix, service_name="test"
+        )
     )
     await producer.start()
     try:

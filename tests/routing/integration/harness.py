@@ -97,7 +97,7 @@ class Routing:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        loop._consumer = None
+        loop._task, loop._consumer = None, None
         # Forget the state so the app's clean-up has nothing to snapshot.
         parts.processor._parts.clear()
         if consumer is not None:
@@ -185,7 +185,9 @@ class DecisionWatcher:
         if self._consumer is not None:
             await self._consumer.stop()
 
-    def of_type(self, event_type: str, where: Callable[[dict[str, Any]], bool] | None = None) -> list[Envelope]:
+    def of_type(
+        self, event_type: str, where: Callable[[dict[str, Any]], bool] | None = None
+    ) -> list[Envelope]:
         return [e for e in self.seen if e.type == event_type and (where is None or where(e.payload))]
 
     async def wait_for(
