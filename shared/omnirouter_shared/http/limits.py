@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from omnirouter_shared.http.errors import json_error
 from omnirouter_shared.http.ops import OPS_PATHS
@@ -88,7 +89,7 @@ def parse_networks(spec: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Netw
 
 def rate_limit_middleware(
     rate_per_s: float, burst: float, *, trusted_proxies: str = "", exempt: frozenset[str] = OPS_PATHS
-) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+) -> Middleware:
     buckets = TokenBuckets(rate_per_s, burst)
     nets = parse_networks(trusted_proxies)
 

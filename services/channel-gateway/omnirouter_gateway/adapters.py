@@ -1,0 +1,31 @@
+"""Which adapter answers which public webhook URL (what a platform team configures at each vendor)."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+
+from omnirouter_gateway.inbound.base import WebhookAdapter
+from omnirouter_gateway.inbound.twilio import TwilioMessaging, TwilioVoice, TwilioVoiceStatus
+from omnirouter_gateway.settings import GatewaySettings
+
+
+def secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def build_adapters(settings: GatewaySettings) -> dict[str, WebhookAdapter]:
+    """``POST`` path -> adapter."""
+    twilio_token = secret(settings.twilio_auth_token)
+    limit = settings.max_body_bytes
+    adapters: dict[str, WebhookAdapter] = {
+        "/webhooks/twilio/messaging": TwilioMessaging(twilio_token, settings.twilio_account_sid, limit),
+        "/webhooks/twilio/voice": TwilioVoice(
+            twilio_token,
+            settings.twilio_account_sid,
+            limit,
+            settings.twilio_voice_queue,
+            settings.twilio_voice_greeting,
+        ),
+        "/webhooks/twilio/voice/status": TwilioVoiceStatus(twilio_token, settings.twilio_account_sid, limit),
+    }
+    return adapters

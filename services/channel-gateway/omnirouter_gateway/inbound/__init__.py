@@ -1,0 +1,1 @@
+"""Inbound webhooks: one pure adapter per vendor (verify the signature, parse to canonical events)."""
