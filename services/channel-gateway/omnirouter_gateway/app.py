@@ -30,6 +30,7 @@ log = get_logger(__name__)
 
 SCHEMA = "gateway"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+OPENAPI = Path(__file__).resolve().parent.parent / "openapi.yaml"
 PRUNE_INTERVAL_S = 3600.0
 DEDUP_MEMORY_DAYS = 7.0
 
@@ -71,6 +72,7 @@ async def build_app(settings: GatewaySettings) -> web.Application:
     readiness.add_check("database", lambda: pool_healthy(pool))
     readiness.add_check("broker", producer.healthy)
     add_ops_routes(app, readiness)
+    app.router.add_get("/openapi.yaml", _openapi)
 
     for path, adapter in build_adapters(settings).items():
         app.router.add_post(path, webhook_handler(adapter, intake, settings.public_url), name=adapter.name)
@@ -79,6 +81,10 @@ async def build_app(settings: GatewaySettings) -> web.Application:
         readiness.add_check(f"consumer:{consumer.group_id}", lambda c=consumer: c.assigned and c.alive)  # type: ignore[misc]
     app.cleanup_ctx.append(_run_components)
     return app
+
+
+async def _openapi(_: web.Request) -> web.Response:
+    return web.Response(text=OPENAPI.read_text(), content_type="application/yaml")
 
 
 async def _prune(parts: Components) -> None:
