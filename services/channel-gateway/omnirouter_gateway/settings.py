@@ -18,6 +18,9 @@ def _secret(env: str) -> SecretStr | None:
 class GatewaySettings(ServiceSettings):
     service_name: str = Field(default="channel-gateway", json_schema_extra={"env": "OMNI_SERVICE_NAME"})
     http_port: int = Field(default=8080, ge=1, le=65535)
+    #: The broker must acknowledge well inside the vendors' answer budgets (Meta 5 s, Twilio 15 s), so
+    #: a stalled broker turns into a 503 the vendor retries, not a vendor-side time-out.
+    kafka_request_timeout_ms: int = Field(default=3_000, ge=500)
     #: The gateway's external base URL (what vendors call): signatures are checked over it, never over
     #: the Host header a proxy or an attacker sent.
     public_url: str = Field(
