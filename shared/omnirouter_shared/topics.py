@@ -107,7 +107,7 @@ TOPICS: dict[Topic, TopicSpec] = {
         ),
         TopicSpec(
             Topic.ROUTING_SNAPSHOTS,
-            key="routing domain",
+            key="the inbox partition number the snapshot covers (one routing domain set per partition)",
             partitions=6,
             cleanup_policy="compact",
             retention_ms=None,
