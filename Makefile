@@ -35,9 +35,9 @@ browser-deps: ## Debian's headless Chromium for the page tests (Playwright's own
 	fi
 
 lint: venv ## ruff (lint + format) and mypy --strict
-	$(VENV)/bin/ruff check shared services tests
-	$(VENV)/bin/ruff format --check shared services tests
-	$(VENV)/bin/mypy shared services
+	$(VENV)/bin/ruff check shared services tests bench
+	$(VENV)/bin/ruff format --check shared services tests bench
+	$(VENV)/bin/mypy shared services bench
 
 fmt: venv ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix shared services tests
