@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar
 
-from omnirouter_shared.contracts.common import Address, Attachment, Channel, Model
+from omnirouter_shared.contracts.common import Address, Attachment, Channel, Model, Vendor
 
 
 class ReplyPurpose(StrEnum):
@@ -33,6 +33,8 @@ class ReplyRequested(Model):
     attachments: tuple[Attachment, ...] = ()
     purpose: ReplyPurpose = ReplyPurpose.SERVICE
     in_reply_to: str | None = None  # email threading: the Message-ID answered
+    #: The vendor to send through; None lets the gateway pick its default for the channel.
+    vendor: Vendor | None = None
 
 
 class DeliveryState(StrEnum):
