@@ -110,6 +110,35 @@ class GatewaySettings(ServiceSettings):
         default=10.0, gt=0, json_schema_extra={"env": "GATEWAY_DELIVERY_TIMEOUT_S"}
     )
 
+    # -- Outbound delivery: workers, vendor per channel, senders' "from" identities -----------------
+    #: Vendor calls in flight at once per replica (each holds no database connection while it waits).
+    delivery_concurrency: int = Field(
+        default=4, ge=1, le=64, json_schema_extra={"env": "GATEWAY_DELIVERY_CONCURRENCY"}
+    )
+    #: How often idle workers look for due deliveries that another replica took in, or whose backoff ended.
+    delivery_poll_s: float = Field(default=1.0, gt=0, json_schema_extra={"env": "GATEWAY_DELIVERY_POLL_S"})
+    #: The vendor used for a channel when a reply names none, as ``channel=vendor`` pairs. A vendor
+    #: without credentials is skipped for another configured one that serves the channel.
+    channel_vendors: str = Field(
+        default=(
+            "sms=twilio,mms=twilio,whatsapp=meta,email=sendgrid,messenger=meta,instagram=meta,"
+            "telegram=telegram,webchat=webchat"
+        ),
+        pattern=r"^\s*([a-z]+\s*=\s*[a-z]+)?(\s*,\s*[a-z]+\s*=\s*[a-z]+)*\s*$",
+        json_schema_extra={"env": "GATEWAY_CHANNEL_VENDORS"},
+    )
+    twilio_from_number: str | None = Field(default=None, json_schema_extra={"env": "TWILIO_FROM_NUMBER"})
+    #: The WhatsApp sender on Twilio, E.164 (sent as ``whatsapp:+...``).
+    twilio_whatsapp_from: str | None = Field(
+        default=None, json_schema_extra={"env": "TWILIO_WHATSAPP_FROM"}
+    )
+    meta_phone_number_id: str | None = Field(
+        default=None, json_schema_extra={"env": "META_PHONE_NUMBER_ID"}
+    )
+    email_from: str | None = Field(default=None, json_schema_extra={"env": "EMAIL_FROM"})
+    email_from_name: str | None = Field(default=None, json_schema_extra={"env": "EMAIL_FROM_NAME"})
+    vonage_from: str | None = Field(default=None, json_schema_extra={"env": "VONAGE_FROM"})
+
     @field_validator("public_url", mode="after")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
