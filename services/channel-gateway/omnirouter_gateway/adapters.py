@@ -5,7 +5,10 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 from omnirouter_gateway.inbound.base import WebhookAdapter
+from omnirouter_gateway.inbound.meta import Meta
+from omnirouter_gateway.inbound.telegram import Telegram
 from omnirouter_gateway.inbound.twilio import TwilioMessaging, TwilioVoice, TwilioVoiceStatus
+from omnirouter_gateway.inbound.vonage import Vonage
 from omnirouter_gateway.settings import GatewaySettings
 
 
@@ -27,5 +30,12 @@ def build_adapters(settings: GatewaySettings) -> dict[str, WebhookAdapter]:
             settings.twilio_voice_greeting,
         ),
         "/webhooks/twilio/voice/status": TwilioVoiceStatus(twilio_token, settings.twilio_account_sid, limit),
+        "/webhooks/meta": Meta(secret(settings.meta_app_secret), limit),
+        "/webhooks/telegram": Telegram(
+            secret(settings.telegram_secret_token), secret(settings.telegram_bot_token), limit
+        ),
+        "/webhooks/vonage": Vonage(
+            secret(settings.vonage_signature_secret), settings.signature_tolerance_s, limit
+        ),
     }
     return adapters

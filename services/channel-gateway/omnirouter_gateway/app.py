@@ -15,6 +15,7 @@ from aiohttp.typedefs import Middleware
 
 from omnirouter_gateway.adapters import build_adapters
 from omnirouter_gateway.dedup import DedupStore
+from omnirouter_gateway.inbound import meta
 from omnirouter_gateway.intake import Intake
 from omnirouter_gateway.settings import GatewaySettings
 from omnirouter_gateway.webhooks import webhook_handler
@@ -76,6 +77,7 @@ async def build_app(settings: GatewaySettings) -> web.Application:
 
     for path, adapter in build_adapters(settings).items():
         app.router.add_post(path, webhook_handler(adapter, intake, settings.public_url), name=adapter.name)
+    app.router.add_get("/webhooks/meta", meta.verification_handler(settings))
 
     for consumer in parts.consumers:
         readiness.add_check(f"consumer:{consumer.group_id}", lambda c=consumer: c.assigned and c.alive)  # type: ignore[misc]
