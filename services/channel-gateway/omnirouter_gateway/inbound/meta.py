@@ -163,7 +163,10 @@ class Meta:
                 parsed.ignored += 1  # template/account/quality updates: no contact
                 continue
             metadata = obj(value.get("metadata"))
-            business = _digits(metadata.get("display_phone_number")) or ident(metadata.get("phone_number_id"))
+            number_id = ident(metadata.get("phone_number_id"))
+            display = _digits(metadata.get("display_phone_number")) or number_id
+            # Replies are sent from the phone number id: it scopes the business number.
+            business = _address(AddressKind.WHATSAPP, display, namespace=number_id) if display else None
             names = {
                 ident(c.get("wa_id")): text(obj(c.get("profile")).get("name"))
                 for c in objs(value.get("contacts"))
@@ -320,7 +323,7 @@ def _is_number(value: Any) -> bool:
 
 def _wa_message(
     message: dict[str, Any],
-    business: str | None,
+    business: Address | None,
     names: dict[str | None, str | None],
     context: dict[str, Any],
     received_at: datetime,
@@ -330,8 +333,7 @@ def _wa_message(
     if wamid is None or wa_id is None or business is None:
         return None
     sender = _address(AddressKind.WHATSAPP, wa_id, display_name=clip(names.get(wa_id), 200))
-    recipient = _address(AddressKind.WHATSAPP, business)
-    if sender is None or recipient is None:
+    if sender is None:
         return None
     body, attachments, reply_to = _wa_content(message)
     contact = names.get(wa_id)
@@ -341,7 +343,7 @@ def _wa_message(
         vendor=Vendor.META,
         vendor_message_id=wamid,
         sender=sender,
-        recipient=recipient,
+        recipient=business,
         text=body,
         attachments=tuple(attachments),
         sent_at=from_epoch(message.get("timestamp")),

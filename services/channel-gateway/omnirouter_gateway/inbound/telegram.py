@@ -188,7 +188,8 @@ class Telegram:
         body, attachments = _content(message)
         if chat_id is None or message_id is None:
             return None
-        if body is None and not attachments and _SERVICE.intersection(message):
+        # Truthiness, not presence: clients serialise the flags as false on ordinary messages.
+        if body is None and not attachments and any(message.get(key) for key in _SERVICE):
             return None
         if kind.startswith("edited_"):
             edit = ident(message.get("edit_date")) or "0"
