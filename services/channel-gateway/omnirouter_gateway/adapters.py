@@ -5,10 +5,13 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 from omnirouter_gateway.inbound.base import WebhookAdapter
+from omnirouter_gateway.inbound.mailgun import MailgunRoute
 from omnirouter_gateway.inbound.meta import Meta
+from omnirouter_gateway.inbound.sendgrid import SendGridInboundParse
 from omnirouter_gateway.inbound.telegram import Telegram
 from omnirouter_gateway.inbound.twilio import TwilioMessaging, TwilioVoice, TwilioVoiceStatus
 from omnirouter_gateway.inbound.vonage import Vonage
+from omnirouter_gateway.inbound.webchat import WebchatWebhook
 from omnirouter_gateway.settings import GatewaySettings
 
 
@@ -36,6 +39,18 @@ def build_adapters(settings: GatewaySettings) -> dict[str, WebhookAdapter]:
         ),
         "/webhooks/vonage": Vonage(
             secret(settings.vonage_signature_secret), settings.signature_tolerance_s, limit
+        ),
+        "/webhooks/sendgrid": SendGridInboundParse(
+            secret(settings.sendgrid_webhook_public_key),
+            secret(settings.sendgrid_basic_auth),
+            settings.max_email_body_bytes,
+            settings.signature_tolerance_s,
+        ),
+        "/webhooks/mailgun": MailgunRoute(
+            secret(settings.mailgun_signing_key), settings.max_email_body_bytes, settings.signature_tolerance_s
+        ),
+        "/webhooks/webchat": WebchatWebhook(
+            secret(settings.webchat_webhook_secret), limit, settings.signature_tolerance_s
         ),
     }
     return adapters

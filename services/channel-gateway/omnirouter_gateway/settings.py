@@ -139,6 +139,20 @@ class GatewaySettings(ServiceSettings):
     email_from_name: str | None = Field(default=None, json_schema_extra={"env": "EMAIL_FROM_NAME"})
     vonage_from: str | None = Field(default=None, json_schema_extra={"env": "VONAGE_FROM"})
 
+    # -- Web chat: the widget's browser endpoints and chat backends ---------------------------------
+    #: Sites allowed to embed the widget and call /webchat/v1 from the browser (comma list of origins,
+    #: e.g. ``https://www.example.com``); the gateway's own public URL is always allowed.
+    webchat_allowed_origins: str = Field(default="", json_schema_extra={"env": "WEBCHAT_ALLOWED_ORIGINS"})
+    #: A chat backend that wants agents' replies: POSTed there, signed with WEBCHAT_WEBHOOK_SECRET.
+    webchat_callback_url: str | None = Field(default=None, json_schema_extra={"env": "WEBCHAT_CALLBACK_URL"})
+    webchat_token_ttl_s: int = Field(
+        default=3600, ge=60, le=86_400, json_schema_extra={"env": "WEBCHAT_TOKEN_TTL_S"}
+    )
+    #: How long after its expiry a visitor token may still be traded for a new one with the same id.
+    webchat_renew_window_s: int = Field(
+        default=30 * 86_400, ge=0, json_schema_extra={"env": "WEBCHAT_RENEW_WINDOW_S"}
+    )
+
     @field_validator("public_url", mode="after")
     @classmethod
     def _strip_slash(cls, value: str) -> str:

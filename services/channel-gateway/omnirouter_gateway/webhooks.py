@@ -4,15 +4,18 @@ bytes and the public URL, parsing, durable intake, then the vendor's expected an
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
+import asyncpg
 from aiohttp import web
 
 from omnirouter_gateway import metrics
 from omnirouter_gateway.inbound.base import (
     NotConfigured,
     RawRequest,
+    Replayed,
+    ReplayToken,
     UnsupportedMediaType,
     WebhookAdapter,
     WebhookError,
@@ -64,7 +67,45 @@ def refuse(endpoint: str, exc: WebhookError) -> web.Response:
     return json_error(exc.status, exc.error, exc.reason, headers=headers)
 
 
-def webhook_handler(adapter: WebhookAdapter, intake: Intake, public_url: str) -> Handler:
+class ReplayGuardUnavailable(WebhookError):
+    status, error = 503, "unavailable"
+
+
+class ReplayGuard:
+    """One-time vendor tokens (``Parsed.replay_tokens``) in table ``replay_guard``: a token is refused
+    when it was first seen with another message; the same message redelivered passes (and is then
+    answered as a duplicate by intake). Fails closed: without the table, 503 and the vendor retries."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def check(self, vendor: str, tokens: Sequence[ReplayToken]) -> None:
+        try:
+            async with self._pool.acquire() as conn:
+                for t in tokens:
+                    fresh = await conn.fetchval(
+                        """
+                        INSERT INTO replay_guard (vendor, token, message) VALUES ($1, $2, $3)
+                        ON CONFLICT (vendor, token) DO NOTHING RETURNING true
+                        """,
+                        vendor,
+                        t.token,
+                        t.message,
+                    )
+                    if fresh:
+                        continue
+                    first = await conn.fetchval(
+                        "SELECT message FROM replay_guard WHERE vendor = $1 AND token = $2", vendor, t.token
+                    )
+                    if first is not None and first != t.message:
+                        raise Replayed("this signed token was already used for another message")
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            raise ReplayGuardUnavailable("replay protection is unavailable, retry later") from exc
+
+
+def webhook_handler(
+    adapter: WebhookAdapter, intake: Intake, public_url: str, replay_guard: ReplayGuard | None = None
+) -> Handler:
     endpoint = adapter.name
 
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -81,6 +122,10 @@ def webhook_handler(adapter: WebhookAdapter, intake: Intake, public_url: str) ->
             raw = raw_request(request, public_url, body)
             adapter.verify(raw, time.time())
             parsed = adapter.parse(raw, datetime.now(UTC))
+            if parsed.replay_tokens:
+                if replay_guard is None:
+                    raise NotConfigured(f"{endpoint} needs replay protection, which is not wired")
+                await replay_guard.check(adapter.vendor.value, parsed.replay_tokens)
         except WebhookError as exc:
             if exc.status >= 500:
                 log.error("webhook refused", extra={"endpoint": endpoint, "reason": exc.reason})

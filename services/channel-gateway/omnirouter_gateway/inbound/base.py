@@ -103,6 +103,15 @@ class InboundEvent:
     payload: Payload
 
 
+@dataclass(frozen=True)
+class ReplayToken:
+    """A one-time value the vendor signed (Mailgun's ``token``), bound to the message it came with:
+    the same message redelivered may carry it again, another message may not."""
+
+    token: str
+    message: str
+
+
 @dataclass
 class Parsed:
     events: list[InboundEvent] = field(default_factory=list)
@@ -110,6 +119,8 @@ class Parsed:
     ignored: int = 0
     #: Vendor-specific data the success answer needs (e.g. Twilio's TwiML).
     answer: web.Response | None = None
+    #: Checked by the handler against ``replay_guard`` before intake (the adapter itself does no I/O).
+    replay_tokens: list[ReplayToken] = field(default_factory=list)
 
 
 class WebhookAdapter(Protocol):
