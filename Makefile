@@ -46,7 +46,7 @@ fmt: venv ## apply ruff's fixes and formatting
 test-fast: venv ## the test suite only (real broker and PostgreSQL, started by the fixtures)
 	$(PY) -m pytest --ignore=tests/deploy -q
 
-test: venv browser-deps lint test-fast deploy-check ## everything CI runs: lint, all tests, deployment checks
+test: venv browser-deps lint test-fast audit deploy-check ## everything CI runs: lint, all tests, deployment checks
 
 simulate: venv ## what-if routing simulation: make simulate ARGS="--agents +2 --escalate-after 30"
 	$(PY) -m omnirouter_routing.simulate $(ARGS)
@@ -56,6 +56,7 @@ clean: ## remove the environment and local data
 
 -include deploy/deploy.mk
 -include bench/bench.mk
+-include chaos/chaos.mk
 ifeq ($(wildcard deploy/deploy.mk),)
 deploy-check:
 	@echo "deploy/deploy.mk missing"; exit 1
