@@ -132,25 +132,29 @@ async def test_basic_auth_refusals_publish_nothing(gw: Gateway) -> None:
     assert await inbound.settle(1.0) == []
 
 
-async def test_unsupported_type_and_oversized_email(kafka_bootstrap: str, make_database, topic_prefix: str) -> None:  # type: ignore[no-untyped-def]
+async def test_unsupported_type_and_oversized_email(
+    kafka_bootstrap: str, make_database, topic_prefix: str
+) -> None:  # type: ignore[no-untyped-def]
     db = await make_database()
-    async with running_gateway(
-        kafka_bootstrap,
-        db,
-        topic_prefix,
-        SENDGRID_BASIC_AUTH=f"{USER}:{PASSWORD}",
-        GATEWAY_MAX_EMAIL_BODY_BYTES="4096",
-    ) as gw:
-        async with aiohttp.ClientSession() as http:
-            json_body = await http.post(gw.url + PATH, json={"from": "a@b.c"}, headers=basic())
-            assert json_body.status == 415
-            big = await http.post(
-                gw.url + PATH,
-                data=sample("raw_data_with_attachments.txt"),
-                headers={"Content-Type": SAMPLE_TYPE, **basic()},
-            )
-            assert big.status == 413
-            assert (await big.json())["error"] == "payload_too_large"
+    async with (
+        running_gateway(
+            kafka_bootstrap,
+            db,
+            topic_prefix,
+            SENDGRID_BASIC_AUTH=f"{USER}:{PASSWORD}",
+            GATEWAY_MAX_EMAIL_BODY_BYTES="4096",
+        ) as gw,
+        aiohttp.ClientSession() as http,
+    ):
+        json_body = await http.post(gw.url + PATH, json={"from": "a@b.c"}, headers=basic())
+        assert json_body.status == 415
+        big = await http.post(
+            gw.url + PATH,
+            data=sample("raw_data_with_attachments.txt"),
+            headers={"Content-Type": SAMPLE_TYPE, **basic()},
+        )
+        assert big.status == 413
+        assert (await big.json())["error"] == "payload_too_large"
 
 
 async def test_signed_webhooks_with_ecdsa(kafka_bootstrap: str, make_database, topic_prefix: str) -> None:  # type: ignore[no-untyped-def]
@@ -169,9 +173,7 @@ async def test_signed_webhooks_with_ecdsa(kafka_bootstrap: str, make_database, t
         }
 
     db = await make_database()
-    async with running_gateway(
-        kafka_bootstrap, db, topic_prefix, SENDGRID_WEBHOOK_PUBLIC_KEY=public
-    ) as gw:
+    async with running_gateway(kafka_bootstrap, db, topic_prefix, SENDGRID_WEBHOOK_PUBLIC_KEY=public) as gw:
         inbound = await gw.reader(Topic.INTERACTIONS_INBOUND)
         body = sample("raw_data.txt")
         now = int(time.time())

@@ -47,7 +47,9 @@ def build_adapters(settings: GatewaySettings) -> dict[str, WebhookAdapter]:
             settings.signature_tolerance_s,
         ),
         "/webhooks/mailgun": MailgunRoute(
-            secret(settings.mailgun_signing_key), settings.max_email_body_bytes, settings.signature_tolerance_s
+            secret(settings.mailgun_signing_key),
+            settings.max_email_body_bytes,
+            settings.signature_tolerance_s,
         ),
         "/webhooks/webchat": WebchatWebhook(
             secret(settings.webchat_webhook_secret), limit, settings.signature_tolerance_s

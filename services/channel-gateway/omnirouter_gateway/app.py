@@ -18,7 +18,8 @@ from omnirouter_gateway.dedup import DedupStore
 from omnirouter_gateway.inbound import meta
 from omnirouter_gateway.intake import Intake
 from omnirouter_gateway.settings import GatewaySettings
-from omnirouter_gateway.webhooks import webhook_handler
+from omnirouter_gateway.webchat_browser import WebchatBrowser
+from omnirouter_gateway.webhooks import ReplayGuard, webhook_handler
 from omnirouter_shared.db.pool import create_pool, pool_healthy
 from omnirouter_shared.http.errors import error_middleware
 from omnirouter_shared.http.limits import rate_limit_middleware
@@ -75,13 +76,20 @@ async def build_app(settings: GatewaySettings) -> web.Application:
     add_ops_routes(app, readiness)
     app.router.add_get("/openapi.yaml", _openapi)
 
+    replay_guard = ReplayGuard(pool)
     for path, adapter in build_adapters(settings).items():
-        app.router.add_post(path, webhook_handler(adapter, intake, settings.public_url), name=adapter.name)
+        app.router.add_post(
+            path, webhook_handler(adapter, intake, settings.public_url, replay_guard), name=adapter.name
+        )
+    webchat = WebchatBrowser(settings, pool, intake)
+    webchat.add_routes(app)
     app.router.add_get("/webhooks/meta", meta.verification_handler(settings))
 
     for consumer in parts.consumers:
         readiness.add_check(f"consumer:{consumer.group_id}", lambda c=consumer: c.assigned and c.alive)  # type: ignore[misc]
     app.cleanup_ctx.append(_run_components)
+    # After the pool is up and before it closes: the web chat LISTEN connection and its sockets.
+    app.cleanup_ctx.append(webchat.run)
     return app
 
 

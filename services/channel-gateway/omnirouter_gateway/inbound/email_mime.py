@@ -19,6 +19,8 @@ from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from html.parser import HTMLParser
 
+from pydantic import ValidationError
+
 from omnirouter_gateway.inbound.base import InboundEvent, Malformed
 from omnirouter_gateway.inbound.util import clip
 from omnirouter_shared.contracts.common import Address, AddressKind, Attachment, Channel, ThreadRef, Vendor
@@ -130,12 +132,17 @@ def _header(message: Message, name: str) -> object | None:
         return None
 
 
+def clean(text: str) -> str:
+    """Undecodable header bytes come back as lone surrogates: make them U+FFFD, never a crash later."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace").replace("\x00", "")
+
+
 def header_text(message: Message, name: str) -> str | None:
     value = _header(message, name)
     if value is None:
         return None
     try:
-        text = str(value).strip()
+        text = clean(str(value)).strip()
     except Exception:  # noqa: BLE001 - see the module docstring
         return None
     return text or None
@@ -166,9 +173,9 @@ def message_ids(value: str | None) -> tuple[str, ...]:
 
 def email_address(address: HeaderAddress, *, verified: bool = True) -> Address:
     value = address.addr_spec.strip()
-    if not value or len(value) > 512:
-        raise Malformed("email address is empty or too long")
-    display = address.display_name.strip()[:200] if address.display_name else None
+    if not value or len(value) > 512 or clean(value) != value:
+        raise Malformed("email address is empty, too long or not valid UTF-8")
+    display = clean(address.display_name).strip()[:200] if address.display_name else None
     return Address(kind=AddressKind.EMAIL, value=value, display_name=display or None, verified=verified)
 
 
@@ -351,7 +358,27 @@ def email_event(
     message_id = mail.message_id or mail.thread.message_id
     if not message_id:
         raise Malformed("email without an id")
-    payload = InteractionReceived(
+    try:
+        payload = _received(vendor, mail, message_id, to, received_at, vendor_fields)
+    except ValidationError as exc:
+        raise Malformed(f"email cannot be represented: {exc.errors()[0]['msg']}") from exc
+    return InboundEvent(
+        dedup_key=f"msg:{message_id}",
+        event_id=payload.interaction_id,
+        kafka_key=mail.sender.key,
+        payload=payload,
+    )
+
+
+def _received(
+    vendor: Vendor,
+    mail: ParsedEmail,
+    message_id: str,
+    to: Address,
+    received_at: datetime,
+    vendor_fields: dict[str, str],
+) -> InteractionReceived:
+    return InteractionReceived(
         interaction_id=interaction_id_for(vendor, message_id),
         channel=Channel.EMAIL,
         vendor=vendor,
@@ -364,13 +391,7 @@ def email_event(
         sent_at=mail.sent_at,
         received_at=received_at,
         thread=mail.thread,
-        vendor_fields=dict(vendor_fields),
-    )
-    return InboundEvent(
-        dedup_key=f"msg:{message_id}",
-        event_id=payload.interaction_id,
-        kafka_key=mail.sender.key,
-        payload=payload,
+        vendor_fields={k: clean(v) for k, v in vendor_fields.items()},
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from pydantic import ValidationError
 
 from omnirouter_gateway.inbound.base import (
     BadSignature,
@@ -132,21 +133,24 @@ def webchat_event(
     sender = Address(kind=AddressKind.WEBCHAT, value=visitor_id, display_name=name)
     # An email a visitor typed proves nothing: identity-resolution weighs it as a claim only.
     claimed = (Address(kind=AddressKind.EMAIL, value=email, verified=False),) if email else ()
-    payload = InteractionReceived(
-        interaction_id=interaction_id_for(Vendor.WEBCHAT, vendor_message_id),
-        channel=Channel.WEBCHAT,
-        vendor=Vendor.WEBCHAT,
-        vendor_message_id=vendor_message_id,
-        sender=sender,
-        recipient=recipient,
-        claimed_identifiers=claimed,
-        text=clip(text),
-        attachments=attachments,
-        sent_at=sent_at,
-        received_at=received_at,
-        thread=ThreadRef(vendor_conversation_id=conversation_id),
-        vendor_fields=vendor_fields,
-    )
+    try:
+        payload = InteractionReceived(
+            interaction_id=interaction_id_for(Vendor.WEBCHAT, vendor_message_id),
+            channel=Channel.WEBCHAT,
+            vendor=Vendor.WEBCHAT,
+            vendor_message_id=vendor_message_id,
+            sender=sender,
+            recipient=recipient,
+            claimed_identifiers=claimed,
+            text=clip(text),
+            attachments=attachments,
+            sent_at=sent_at,
+            received_at=received_at,
+            thread=ThreadRef(vendor_conversation_id=conversation_id),
+            vendor_fields=vendor_fields,
+        )
+    except ValidationError as exc:
+        raise Malformed(f"web chat message cannot be represented: {exc.errors()[0]['msg']}") from exc
     return InboundEvent(
         dedup_key=f"msg:{vendor_message_id}",
         event_id=payload.interaction_id,

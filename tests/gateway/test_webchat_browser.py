@@ -1,0 +1,68 @@
+"""The web chat widget page in headless Chromium (Debian's package, driven by Playwright): it opens a
+session, sends a message that lands on Kafka, and shows an agent's reply pushed over its WebSocket.
+The screenshot goes to tests/artifacts/gateway/."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from omnirouter_gateway.outbound.webchat import WebchatSender
+from omnirouter_shared.contracts.common import Address, AddressKind, Channel
+from omnirouter_shared.contracts.replies import ReplyRequested
+from omnirouter_shared.topics import Topic
+from tests.gateway.harness import Gateway
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "gateway"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (make browser-deps)"
+    ),
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def test_widget_sends_and_shows_a_reply(gateway: Gateway, browser: Any) -> None:
+    inbound = await gateway.reader(Topic.INTERACTIONS_INBOUND)
+    page = await browser.new_page()
+    await page.goto(gateway.url + "/webchat/widget")
+    await page.wait_for_function("document.getElementById('status').textContent === 'connected'")
+    await page.fill("#t", "Is my parcel lost?")
+    await page.press("#t", "Enter")
+    [event] = await inbound.wait_for(1)
+    visitor = event["payload"]["sender"]["value"]
+    assert event["payload"]["text"] == "Is my parcel lost?"
+    reply = ReplyRequested(
+        reply_id="r-" + uuid.uuid4().hex,
+        customer_id="c1",
+        author="agent:alice",
+        channel=Channel.WEBCHAT,
+        to=Address(kind=AddressKind.WEBCHAT, value=visitor),
+        text="No, it arrives tomorrow.",
+    )
+    async with aiohttp.ClientSession() as http:
+        await WebchatSender(gateway.settings, gateway.pool).send(reply, http)
+    await page.wait_for_selector("text=No, it arrives tomorrow.")
+    await page.screenshot(path=str(ARTIFACTS / "webchat-widget.png"))
