@@ -15,8 +15,10 @@ from aiohttp.typedefs import Middleware
 
 from omnirouter_gateway.adapters import build_adapters
 from omnirouter_gateway.dedup import DedupStore
+from omnirouter_gateway.delivery import sweep_outbox
 from omnirouter_gateway.inbound import meta
 from omnirouter_gateway.intake import Intake
+from omnirouter_gateway.outbound_intake import Outbound, build_outbound
 from omnirouter_gateway.settings import GatewaySettings
 from omnirouter_gateway.webchat_browser import WebchatBrowser
 from omnirouter_gateway.webhooks import ReplayGuard, webhook_handler
@@ -45,6 +47,7 @@ class Components:
     dedup: DedupStore
     intake: Intake
     consumers: list[ConsumerLoop] = field(default_factory=list)
+    outbound: Outbound | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -59,6 +62,9 @@ async def build_app(settings: GatewaySettings) -> web.Application:
     dedup = DedupStore(pool, settings.instance_id, settings.claim_lease_s)
     intake = Intake(producer, dedup, service=settings.service_name, inflight_wait_s=settings.inflight_wait_s)
     parts = Components(settings, pool, producer, dedup, intake)
+    if settings.deliver:
+        parts.outbound = build_outbound(settings, pool, producer)
+        parts.consumers.extend(parts.outbound.consumers)
     middlewares: list[Middleware] = [error_middleware]
     if settings.rate_limit_per_s > 0:
         middlewares.append(
@@ -118,12 +124,20 @@ async def _run_components(app: web.Application) -> AsyncIterator[None]:
             await consumer.start()
             started.append(consumer)
         parts.tasks.append(asyncio.create_task(_prune(parts), name="dedup-prune"))
+        if parts.outbound is not None:
+            parts.outbound.workers.start()
+            parts.tasks.append(
+                asyncio.create_task(sweep_outbox(parts.pool, parts.producer), name="delivery-outbox")
+            )
         yield
     finally:
         for task in parts.tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if parts.outbound is not None:
+            # Before the producer: a worker finishing a delivery publishes its status.
+            await parts.outbound.workers.stop()
         for consumer in reversed(started):
             await consumer.stop()
         await parts.dedup.stop()
