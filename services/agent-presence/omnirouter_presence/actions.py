@@ -231,6 +231,9 @@ class AgentActions:
     async def _own_task(
         self, conn: asyncpg.Connection, agent_id: str, task_id: str, states: tuple[TaskState, ...]
     ) -> repo.TaskRow:
+        # Lock order is agent row, then task rows, everywhere (the decisions consumer too): taking the
+        # task first here and the agent in refresh_state deadlocked against the consumer under load.
+        await repo.get_agent(conn, agent_id, lock=True)
         task = await repo.get_task(conn, agent_id, task_id)
         if task is None:
             raise await self._not_mine(conn, agent_id, task_id, "task")

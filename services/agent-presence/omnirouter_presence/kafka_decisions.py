@@ -56,6 +56,9 @@ class DecisionHandler:
             return []
         rejections: list[Rejection] = []
         async with self._pool.acquire() as conn, conn.transaction():
+            # Lock every agent row of the batch up front, in one order (the actions lock one agent row
+            # before its tasks): two transactions never wait on each other in a cycle.
+            await repo.lock_agents(conn, sorted({d.agent_id for _, _, d in todo}))
             claimed = await claim_events(conn, GROUP_ID, [env.event_id for _, env, _ in todo])
             for item, env, decision in todo:
                 if env.event_id not in claimed:

@@ -130,9 +130,18 @@ async def set_token(conn: asyncpg.Connection, agent_id: str, token_hash: bytes) 
 
 
 async def get_agent(conn: asyncpg.Connection, agent_id: str, *, lock: bool = False) -> AgentRow | None:
-    sql = "SELECT * FROM agents WHERE id = $1" + (" FOR UPDATE" if lock else "")
+    sql = "SELECT * FROM agents WHERE id = $1 FOR UPDATE" if lock else "SELECT * FROM agents WHERE id = $1"
     row = await conn.fetchrow(sql, agent_id)
     return _agent(row) if row is not None else None
+
+
+async def lock_agents(conn: asyncpg.Connection, agent_ids: Sequence[str]) -> None:
+    """Lock these agent rows in id order (the one lock order of the service; see actions._own_task)."""
+    if agent_ids:
+        await conn.execute(
+            "SELECT 1 FROM (SELECT id FROM agents WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE) locked",
+            list(agent_ids),
+        )
 
 
 async def list_agents(conn: asyncpg.Connection) -> list[AgentRow]:
