@@ -114,6 +114,8 @@ class ConsumerLoop:
         self._processing = asyncio.Lock()
         self._assigned_once = False
         self._stats = _Stats()
+        #: Partitions the handler of the batch in flight asked not to commit (and where to seek them).
+        self._held: dict[TopicPartition, int | None] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -175,6 +177,17 @@ class ConsumerLoop:
         result = await self._consumer.committed(tp)
         return int(result) if result is not None else None
 
+    def hold(self, tp: TopicPartition, seek_to: int | None = None) -> None:
+        """Called by the handler during a batch: do not commit ``tp``'s records of this batch, and
+        seek it to ``seek_to`` (when given) so they are fetched again. A stateful handler uses it for
+        records fetched before its state was restored, which it must neither apply nor acknowledge."""
+        self._held[tp] = seek_to
+
+    async def beginning_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        assert self._consumer is not None
+        result: dict[TopicPartition, int] = await self._consumer.beginning_offsets(list(tps))
+        return result
+
     async def end_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         if self._consumer is None:
             return {}
@@ -235,6 +248,7 @@ class ConsumerLoop:
 
         backoff = 0.2
         while True:
+            self._held = {}
             try:
                 rejected = list(await self._handler(batch)) if batch else []
                 await self._dead_letter(poison + rejected)
@@ -255,7 +269,11 @@ class ConsumerLoop:
                     backoff = min(backoff * 2, 5.0)
         self._stats.failing_since = None
 
-        offsets = {tp: msgs[-1].offset + 1 for tp, msgs in records.items() if msgs}
+        offsets = {tp: msgs[-1].offset + 1 for tp, msgs in records.items() if msgs and tp not in self._held}
+        for tp, seek_to in self._held.items():
+            if seek_to is not None and tp in consumer.assignment():
+                consumer.seek(tp, seek_to)
+        self._held = {}
         try:
             await consumer.commit(offsets)
         except KafkaError as exc:

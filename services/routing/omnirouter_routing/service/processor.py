@@ -130,17 +130,40 @@ class RoutingProcessor:
     # -- the batch handler -----------------------------------------------------------------------------
     async def handle(self, batch: Sequence[Consumed]) -> Sequence[Rejection]:
         async with self._lock:
+            held: set[int] = set()
             for item in batch:
+                if item.partition in held:
+                    continue
                 part = self._parts.get(item.partition)
                 if part is None:
-                    raise NotOwned(f"inbox partition {item.partition} is not owned by this replica")
+                    # Fetched before this replica restored the partition (or after it lost it): neither
+                    # apply nor commit it; the restore seeks the partition to where its state ends.
+                    self._hold(item, None, "not owned")
+                    held.add(item.partition)
+                    continue
                 if item.offset < part.next_offset:
                     continue  # applied in an earlier attempt at this batch; its output is pending
+                if item.offset > part.next_offset:
+                    # Fetched from the committed offset before the restore rewound the partition to its
+                    # snapshot: applying it would silently skip the events in between (and their
+                    # accepts, completions...). Refetch from where the state ends instead.
+                    self._hold(item, part.next_offset, "ahead of the restored state")
+                    held.add(item.partition)
+                    continue
                 self._apply(part, item)
             rejections = await self._flush()
             if not rejections:
                 await self._snapshot_due()
             return rejections
+
+    def _hold(self, item: Consumed, seek_to: int | None, why: str) -> None:
+        if self._loop is None:
+            raise NotOwned(f"inbox partition {item.partition} offset {item.offset}: {why}")
+        log.info(
+            "inbox records held back",
+            extra={"partition": item.partition, "offset": item.offset, "seek_to": seek_to, "why": why},
+        )
+        self._loop.hold(TopicPartition(item.topic, item.partition), seek_to)
 
     def _apply(self, part: PartitionState, item: Consumed) -> None:
         env, payload = item.envelope, item.payload
@@ -273,11 +296,22 @@ class RoutingProcessor:
         snaps = await self._snapshots.load_latest(mine)
         tps = [TopicPartition(self._inbox, p) for p in mine]
         ends = await self._loop.end_offsets(tps) if self._loop is not None else {}
+        starts = await self._loop.beginning_offsets(tps) if self._loop is not None else {}
         seeks: dict[TopicPartition, int] = {}
         parts: dict[int, PartitionState] = {}
         for tp in tps:
             committed = await self._loop.committed(tp) if self._loop is not None else None
             part = self._restore_one(tp.partition, snaps.get(tp.partition))
+            start = starts.get(tp, 0)
+            if part.next_offset < start:
+                # Retention deleted events the state never saw: start where the log starts, so that
+                # every later record is contiguous with the state (a gap means a stale fetch).
+                if part.next_offset > 0:
+                    log.warning(
+                        "inbox retention removed events newer than the routing snapshot",
+                        extra={"partition": tp.partition, "snapshot": part.next_offset, "log_start": start},
+                    )
+                part.next_offset = start
             # Never wait to replay past the end of the log (a recreated topic, a reset group).
             end = ends.get(tp, committed or 0)
             part.replay_until = min(committed or 0, end)
