@@ -214,7 +214,7 @@ async def test_update_ids_are_per_bot(
     """Two bots sharing one dedup store may both send update 1: neither hides the other."""
     message = Message(message_id=1, date=SENT, chat=PRIVATE, from_user=ANN, text="hi")
     update = Update(update_id=1, message=message)
-    ids = []
+    ids: list[str] = []
     db = await make_database()
     for bot in ("1111111", "2222222"):
         env = {"TELEGRAM_BOT_TOKEN": f"{bot}:AAH-not-a-real-token"}

@@ -209,7 +209,7 @@ async def test_forged_stale_and_unsigned_callbacks_are_refused(gateway: Gateway)
             http, gateway, body.replace(b"forged", b"Forged"), authorization=f"Bearer {token}"
         )
         assert tampered.status == 403
-        none_alg = jwt.encode({"iat": int(time.time()), "payload_hash": "x"}, None, algorithm="none")
+        none_alg = jwt.encode({"iat": int(time.time()), "payload_hash": "x"}, "", algorithm="none")
         assert (await _post(http, gateway, payload, authorization=f"Bearer {none_alg}")).status == 403
         missing = await _post(http, gateway, payload, authorization="")
         assert missing.status == 401
