@@ -99,6 +99,9 @@ async def running_suite(
         "IDENTITY_URL": f"http://127.0.0.1:{ports['identity-resolution']}",
         "ROUTING_URL": f"http://127.0.0.1:{ports['routing']}",
         "KAFKA_REBALANCE_TIMEOUT_MS": "1000",
+        # Tansu holds a new group's first join for the session time-out: keep it short in tests.
+        "KAFKA_SESSION_TIMEOUT_MS": "2000",
+        "KAFKA_HEARTBEAT_INTERVAL_MS": "400",
         "LOG_FORMAT": "text",
         **extra_env,
     }
