@@ -129,12 +129,8 @@ class GatewaySettings(ServiceSettings):
     )
     twilio_from_number: str | None = Field(default=None, json_schema_extra={"env": "TWILIO_FROM_NUMBER"})
     #: The WhatsApp sender on Twilio, E.164 (sent as ``whatsapp:+...``).
-    twilio_whatsapp_from: str | None = Field(
-        default=None, json_schema_extra={"env": "TWILIO_WHATSAPP_FROM"}
-    )
-    meta_phone_number_id: str | None = Field(
-        default=None, json_schema_extra={"env": "META_PHONE_NUMBER_ID"}
-    )
+    twilio_whatsapp_from: str | None = Field(default=None, json_schema_extra={"env": "TWILIO_WHATSAPP_FROM"})
+    meta_phone_number_id: str | None = Field(default=None, json_schema_extra={"env": "META_PHONE_NUMBER_ID"})
     email_from: str | None = Field(default=None, json_schema_extra={"env": "EMAIL_FROM"})
     email_from_name: str | None = Field(default=None, json_schema_extra={"env": "EMAIL_FROM_NAME"})
     vonage_from: str | None = Field(default=None, json_schema_extra={"env": "VONAGE_FROM"})
