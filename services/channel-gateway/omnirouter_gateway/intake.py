@@ -47,6 +47,7 @@ class Intake:
         self._dedup = dedup
         self._service = service
         self._inflight_wait_s = inflight_wait_s
+        self._marking: set[asyncio.Task[None]] = set()
 
     async def accept(self, endpoint: str, events: Sequence[InboundEvent]) -> Accepted:
         if not events:
@@ -89,15 +90,22 @@ class Intake:
                     log.warning("could not release claims", extra={"error": str(exc)})
             raise
         if claims is not None and mine:
-            try:
-                await self._dedup.mark_published(mine)
-            except _DB_ERRORS as exc:
-                # Already durable in Kafka: answer 2xx. A redelivery after the lease republishes the same
-                # event id, which consumers drop.
-                log.warning("could not mark published", extra={"error": str(exc)})
+            # The vendor is answered without waiting for the mark: the events are durable in Kafka, and
+            # a redelivery that arrives before the mark finds the claim in flight and waits for it.
+            task = asyncio.get_running_loop().create_task(self._mark(mine))
+            self._marking.add(task)
+            task.add_done_callback(self._marking.discard)
         metrics.EVENTS.labels(endpoint, "published").inc(len(todo))
         metrics.EVENTS.labels(endpoint, "duplicate").inc(duplicates)
         return Accepted(len(todo), duplicates)
+
+    async def _mark(self, keys: Sequence[Key]) -> None:
+        try:
+            await self._dedup.mark_published(keys)
+        except _DB_ERRORS as exc:
+            # Already durable in Kafka. A redelivery after the lease republishes the same event id,
+            # which consumers drop.
+            log.warning("could not mark published", extra={"error": str(exc)})
 
     async def _settle(
         self, events: Sequence[InboundEvent], keys: Sequence[Key], claims: Sequence[Claim]

@@ -24,6 +24,7 @@ from omnirouter_identity.kafka_intake import (
     TIMELINE_TOPICS,
     InboundHandler,
     TimelineHandler,
+    writer_lock,
 )
 from omnirouter_identity.resolution import Resolver
 from omnirouter_identity.settings import IdentitySettings
@@ -40,6 +41,7 @@ log = get_logger(__name__)
 SCHEMA = "identity"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SWEEP_INTERVAL_S = 2.0
+TIMELINE_FETCH_MAX_WAIT_MS = 200
 
 
 @dataclass
@@ -73,13 +75,14 @@ async def build_app(settings: IdentitySettings) -> web.Application:
         settings.database_url, schema=SCHEMA, min_size=settings.db_pool_min, max_size=settings.db_pool_max
     )
     producer = EventProducer(settings, client_id=f"{settings.service_name}-{settings.instance_id}")
+    writer = writer_lock()
     consumers = (
         [
             ConsumerLoop(
                 settings,
                 topics=list(INBOUND_TOPICS),
                 group_id=INBOUND_GROUP,
-                handler=InboundHandler(pool, producer, resolver),
+                handler=InboundHandler(pool, producer, resolver, writer=writer),
                 producer=producer,
                 max_batch=settings.max_batch,
             ),
@@ -87,9 +90,12 @@ async def build_app(settings: IdentitySettings) -> web.Application:
                 settings,
                 topics=list(TIMELINE_TOPICS),
                 group_id=TIMELINE_GROUP,
-                handler=TimelineHandler(pool),
+                handler=TimelineHandler(pool, writer=writer),
                 producer=producer,
                 max_batch=settings.max_batch,
+                # The timeline is not on the way to the agent: poll 40 times less often than the
+                # inbound consumer, and take bigger batches.
+                fetch_max_wait_ms=TIMELINE_FETCH_MAX_WAIT_MS,
             ),
         ]
         if settings.consume

@@ -8,6 +8,7 @@ what was not acknowledged, with the same event ids.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import asyncpg
@@ -38,15 +39,32 @@ def _split(batch: Sequence[Consumed]) -> tuple[list[tuple[Consumed, BaseModel]],
     return items, list(dict.fromkeys(c.envelope.event_id for c, _ in items if c.envelope is not None))
 
 
+def writer_lock() -> asyncio.Lock:
+    """One per process, shared by the two consumers' handlers: their SERIALIZABLE transactions run one
+    at a time. Run concurrently, they conflicted on the timeline and processed_events index pages (a
+    batch's predicate locks escalate to pages), PostgreSQL cancelled the inbound batch as the pivot,
+    and the whole batch was retried, up to giving up and backing off for seconds. Conflicts with other
+    replicas remain possible and are still retried by ``serializable``."""
+    return asyncio.Lock()
+
+
 class InboundHandler:
     """omni.interactions.inbound -> resolved interactions, merges and consent changes."""
 
     consumer_name = "identity-resolution:inbound"
 
-    def __init__(self, pool: asyncpg.Pool, producer: EventProducer, resolver: Resolver) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        producer: EventProducer,
+        resolver: Resolver,
+        *,
+        writer: asyncio.Lock | None = None,
+    ) -> None:
         self._pool = pool
         self._producer = producer
         self._resolver = resolver
+        self._writer = writer or asyncio.Lock()
 
     async def __call__(self, batch: Sequence[Consumed]) -> Sequence[Rejection]:
         items, ids = _split(batch)
@@ -77,7 +95,8 @@ class InboundHandler:
             return fx
 
         with metrics.RESOLVE_LATENCY.time():
-            fx = await serializable(self._pool, work)
+            async with self._writer:
+                fx = await serializable(self._pool, work)
         for outcome in fx.outcomes:
             self._resolver.after_commit(outcome)
         # Includes rows staged by an earlier attempt that committed but was not acknowledged.
@@ -90,8 +109,9 @@ class TimelineHandler:
 
     consumer_name = "identity-resolution:timeline"
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, writer: asyncio.Lock | None = None) -> None:
         self._pool = pool
+        self._writer = writer or asyncio.Lock()
 
     async def __call__(self, batch: Sequence[Consumed]) -> Sequence[Rejection]:
         items, ids = _split(batch)
@@ -105,5 +125,6 @@ class TimelineHandler:
                     fresh.discard(env.event_id)
                     await handle_feed(conn, payload, env)
 
-        await serializable(self._pool, work)
+        async with self._writer:
+            await serializable(self._pool, work)
         return ()

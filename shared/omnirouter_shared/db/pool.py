@@ -16,10 +16,22 @@ def check_schema(schema: str) -> str:
     return schema
 
 
+async def keep_session(_conn: asyncpg.Connection) -> None:
+    """Release a connection to the pool without asyncpg's default reset query.
+
+    asyncpg's default runs ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` on
+    every release: one more round trip (and one more statement for PostgreSQL to parse) per
+    ``pool.fetch``/``pool.execute``/``acquire``, on every hot path. Pooled connections here never change
+    their session: LISTEN uses dedicated connections (presence hub, web chat), the migration advisory
+    lock its own connection, and ``SET LOCAL``/cursors end with their transaction. asyncpg still rolls
+    back a transaction left open and drops listeners before calling this."""
+
+
 async def create_pool(
     dsn: str, *, schema: str, min_size: int = 1, max_size: int = 10, **kwargs: Any
 ) -> asyncpg.Pool:
     check_schema(schema)
+    kwargs.setdefault("reset", keep_session)
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
