@@ -97,8 +97,11 @@ class RoutingApi:
 
     async def validate(self, request: web.Request) -> web.Response:
         require_admin(request)
-        body = await request.text()
         ctype = request.content_type.lower()
+        try:
+            body = (await request.read()).decode(request.charset or "utf-8")
+        except (UnicodeDecodeError, LookupError):
+            raise ApiError(400, "bad_request", "the body is not text in its declared charset") from None
         try:
             if ctype in _JSON_TYPES:
                 data = orjson.loads(body) if body.strip() else None
