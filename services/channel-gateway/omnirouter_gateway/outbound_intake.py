@@ -143,7 +143,7 @@ def build_outbound(settings: GatewaySettings, pool: asyncpg.Pool, producer: Even
     workers = DeliveryWorkers(
         pool,
         producer,
-        build_senders(settings),
+        build_senders(settings, pool),
         parse_channel_vendors(settings.channel_vendors),
         service=settings.service_name,
         concurrency=settings.delivery_concurrency,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import asyncpg
+
 from omnirouter_gateway.outbound.base import PermanentFailure, Sender
 from omnirouter_gateway.outbound.mailgun import MailgunSender
 from omnirouter_gateway.outbound.meta import MetaSender
@@ -18,8 +20,9 @@ from omnirouter_shared.contracts.common import Channel, Vendor
 from omnirouter_shared.contracts.replies import ReplyRequested
 
 
-def build_senders(settings: GatewaySettings) -> list[Sender]:
-    """Every sender the gateway knows, configured or not (order = fallback preference)."""
+def build_senders(settings: GatewaySettings, pool: asyncpg.Pool | None = None) -> list[Sender]:
+    """Every sender the gateway knows, configured or not (order = fallback preference). ``pool`` is the
+    gateway's own: web chat replies are rows in its database."""
     return [
         TwilioSender(settings),
         MetaSender(settings),
@@ -27,7 +30,7 @@ def build_senders(settings: GatewaySettings) -> list[Sender]:
         MailgunSender(settings),
         VonageSender(settings),
         TelegramSender(settings),
-        WebchatSender(settings),
+        WebchatSender(settings, pool),
     ]
 
 
