@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from omnirouter_shared.contracts import new_envelope
 from omnirouter_shared.contracts.routing import RoutingTick
@@ -155,3 +155,41 @@ async def test_producer_reports_an_unreachable_broker_quickly() -> None:
     else:  # pragma: no cover - would mean something listens there
         await producer.stop()
         raise AssertionError("started against a closed port")
+
+
+async def test_a_batch_held_back_whole_is_refetched_not_committed(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """A handler that holds back every partition of its batch (routing, for records fetched before a
+    restore rewound the partition): nothing is committed, the loop survives and the records come again."""
+    settings = _settings(kafka_bootstrap, topic_prefix)
+    producer = EventProducer(settings)
+    await producer.start()
+    seen: list[str] = []
+    held = {"left": 2}
+    loop: ConsumerLoop | None = None
+
+    async def handler(batch: Sequence[Consumed]) -> Sequence[Rejection]:
+        assert loop is not None
+        if held["left"]:
+            held["left"] -= 1
+            first = batch[0]
+            loop.hold(TopicPartition(first.topic, first.partition), first.offset)
+            return []
+        seen.extend(i.envelope.event_id for i in batch if i.envelope)
+        return []
+
+    loop = ConsumerLoop(
+        settings, topics=[Topic.ROUTING_INBOX], group_id="g-hold", handler=handler, producer=producer
+    )
+    try:
+        for i in range(3):
+            await producer.send_raw(Topic.ROUTING_INBOX, b"default", _tick(i))
+        await loop.start()
+        await _wait_for(lambda: len(seen) == 3)
+        assert loop.alive and loop.healthy
+    finally:
+        await loop.stop()
+        await producer.stop()
+    assert held["left"] == 0
+    assert seen == ["e0", "e1", "e2"]

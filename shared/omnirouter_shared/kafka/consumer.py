@@ -282,7 +282,8 @@ class ConsumerLoop:
                 consumer.seek(tp, seek_to)
         self._held = {}
         try:
-            await consumer.commit(offsets)
+            if offsets:  # every partition of the batch held back: nothing to commit (aiokafka refuses {})
+                await consumer.commit(offsets)
         except KafkaError as exc:
             # The group moved on (rebalance): the next owner redelivers; handlers are idempotent.
             log.warning("commit failed", extra={"group": self.group_id, "error": str(exc)})
