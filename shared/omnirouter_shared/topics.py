@@ -151,7 +151,7 @@ TOPICS: dict[Topic, TopicSpec] = {
         ),
         TopicSpec(
             Topic.IDENTITY_CONSENT,
-            key="address key (tombstone on erasure)",
+            key="address key | channel ('*' = every channel), e.g. 'phone:+14155550100|sms'; tombstone on erasure",
             partitions=12,
             cleanup_policy="compact",
             retention_ms=None,

@@ -211,4 +211,4 @@ async def test_consent_split_erasure(client: Client, kafka_bootstrap: str, topic
     # The split (restored id) and then the erasure's tombstone, on the restored profile's key.
     assert [(m.key.decode(), m.value is None) for m in profiles_topic] == [(b, False), (b, True)]
     consent_topic = await read(kafka_bootstrap, f"{topic_prefix}omni.identity.consent", 2)
-    assert [(m.key, m.value is None) for m in consent_topic][-1] == (b"phone:+14155550123", True)
+    assert [(m.key, m.value is None) for m in consent_topic][-1] == (b"phone:+14155550123|sms", True)

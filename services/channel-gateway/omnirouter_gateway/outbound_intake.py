@@ -16,7 +16,7 @@ from omnirouter_gateway.outbound.registry import build_senders, parse_channel_ve
 from omnirouter_gateway.settings import GatewaySettings
 from omnirouter_shared.contracts.common import Channel
 from omnirouter_shared.contracts.envelope import MalformedEnvelope, decode_envelope
-from omnirouter_shared.contracts.identity import ConsentChanged
+from omnirouter_shared.contracts.identity import ConsentChanged, split_consent_key
 from omnirouter_shared.contracts.registry import InvalidPayload, UnknownEventType, parse_payload
 from omnirouter_shared.contracts.replies import ReplyRequested
 from omnirouter_shared.kafka.consumer import Consumed, ConsumerLoop, Rejection
@@ -107,7 +107,15 @@ class ConsentIntake:
             async with self._pool.acquire() as conn, conn.transaction():
                 for key, consent in ops:
                     if consent is None:
-                        await conn.execute("DELETE FROM opt_outs WHERE address_key = $1", key)
+                        address, channel = split_consent_key(key)
+                        if channel is None:
+                            await conn.execute("DELETE FROM opt_outs WHERE address_key = $1", address)
+                        else:
+                            await conn.execute(
+                                "DELETE FROM opt_outs WHERE address_key = $1 AND channel = $2",
+                                address,
+                                channel,
+                            )
                     else:
                         await _upsert(conn, key, consent)
         return rejected

@@ -20,6 +20,7 @@ from omnirouter_shared.contracts.identity import (
     InteractionResolved,
     InteractionStatusResolved,
     TimelineItem,
+    consent_key,
 )
 from omnirouter_shared.contracts.interactions import InteractionReceived, InteractionStatusChanged
 from omnirouter_shared.topics import Topic
@@ -209,4 +210,6 @@ def consent_changed(
         causation_id=None,
         domain="default",
     )
-    return OutboxEvent(Topic.IDENTITY_CONSENT, address.key, env)
+    return OutboxEvent(
+        Topic.IDENTITY_CONSENT, consent_key(address.key, channel.value if channel else None), env
+    )

@@ -88,6 +88,19 @@ class CustomerErased(Model):
     erased_at: datetime
 
 
+def consent_key(address_key: str, channel: str | None) -> str:
+    """The compacted topic's key: one per address *and* channel (``*`` = every channel), so a
+    compaction keeps the latest fact of each channel, not only of the address."""
+    return f"{address_key}|{channel or '*'}"
+
+
+def split_consent_key(key: str) -> tuple[str, str | None]:
+    """(address key, channel or ``*``); a key without a channel part (version 1 producers) names every
+    row of the address (channel ``None``)."""
+    address, sep, channel = key.rpartition("|")
+    return (address, channel) if sep else (key, None)
+
+
 class ConsentChanged(Model):
     """Consent per address and channel (compacted topic keyed by the address key)."""
 

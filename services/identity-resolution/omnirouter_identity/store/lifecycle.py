@@ -14,6 +14,7 @@ from omnirouter_identity.core.resolver import RULE_VERSION
 from omnirouter_identity.store import audit
 from omnirouter_identity.store.graph import AppliedMerge, Observation, load_facts, merge_profiles
 from omnirouter_shared.contracts.common import AddressKind
+from omnirouter_shared.contracts.identity import consent_key
 
 _SPLIT_NS = uuid.UUID("8b1f1e63-3f0c-4b8e-a7f4-51a0c1f7e2d4")
 
@@ -234,9 +235,10 @@ async def erase(conn: asyncpg.Connection, profile_id: str, *, actor: str, at: da
             at,
         )
     consent_keys = [
-        r["address_key"]
+        consent_key(r["address_key"], r["channel"] or None)
         for r in await conn.fetch(
-            "DELETE FROM consents WHERE profile_id = ANY($1::text[]) RETURNING address_key", everyone
+            "DELETE FROM consents WHERE profile_id = ANY($1::text[]) RETURNING address_key, channel",
+            everyone,
         )
     ]
     await conn.execute("DELETE FROM shared_holders WHERE profile_id = ANY($1::text[])", everyone)
