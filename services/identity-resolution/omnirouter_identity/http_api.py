@@ -106,7 +106,7 @@ async def _json(request: web.Request, model: type[M]) -> M:
 
 def _limit(request: web.Request, default: int = 20, most: int = 200) -> int:
     raw = request.query.get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= most:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= most:
         raise ApiError(400, "invalid_limit", f"limit must be an integer between 1 and {most}")
     return int(raw)
 
@@ -452,6 +452,10 @@ class CustomerApi:
 
 def _suggestion_id(request: web.Request) -> int:
     raw = request.match_info["sid"]
-    if not raw.isdigit():
-        raise ApiError(404, "not_found", f"no suggestion {raw}")
+    # ASCII digits only (str.isdigit() takes "²", which int() refuses), and within bigint.
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > _MAX_BIGINT:
+        raise ApiError(404, "not_found", f"no suggestion {raw[:40]}")
     return int(raw)
+
+
+_MAX_BIGINT = 2**63 - 1
