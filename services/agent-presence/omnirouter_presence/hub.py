@@ -58,6 +58,9 @@ class DesktopHub:
         self._listener: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        #: Agents with a push task scheduled or running, and those notified again since it started.
+        self._pushing: set[str] = set()
+        self._again: set[str] = set()
 
     # -- lifecycle -------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -129,6 +132,17 @@ class DesktopHub:
                     "push failed; the socket will catch up", extra={"agent_id": agent_id, "error": str(exc)}
                 )
 
+    async def _push(self, agent_id: str) -> None:
+        try:
+            while True:
+                self._again.discard(agent_id)
+                await self.deliver(agent_id)
+                if agent_id not in self._again:
+                    return
+        finally:
+            self._pushing.discard(agent_id)
+            self._again.discard(agent_id)
+
     async def disconnect(self, agent_id: str, reason: str) -> None:
         for session in list(self._sessions.get(agent_id, ())):
             with contextlib.suppress(ConnectionError, RuntimeError):
@@ -152,8 +166,14 @@ class DesktopHub:
             return
         if "disconnect" in message:
             coro: Coroutine[Any, Any, None] = self.disconnect(agent_id, str(message["disconnect"]))
+        elif agent_id in self._pushing:
+            # A transaction appends several frames (assigned, then state): one read of the feed covers
+            # the notifications that arrived before it started.
+            self._again.add(agent_id)
+            return
         else:
-            coro = self.deliver(agent_id)
+            self._pushing.add(agent_id)
+            coro = self._push(agent_id)
         task = asyncio.get_running_loop().create_task(coro)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)

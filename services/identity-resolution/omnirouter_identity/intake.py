@@ -7,6 +7,8 @@ outbox, and publishes them once the transaction committed.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -170,26 +172,22 @@ async def handle_status(
 
 async def handle_feed(conn: asyncpg.Connection, payload: object, env: Envelope) -> None:
     """Routing decisions and replies into the timeline (no events come out of these)."""
-    entry = _feed_entry(payload, env)
-    if entry is None:
-        return
-    live = await profiles.canonical(conn, entry.profile_id)
-    if live is None or live.status != "active":
-        return  # an erased (or unknown) customer: nothing is kept about them
-    await timeline.record(
+    await handle_feed_many(conn, [(payload, env)])
+
+
+async def handle_feed_many(conn: asyncpg.Connection, items: Sequence[tuple[object, Envelope]]) -> None:
+    """:func:`handle_feed` for a batch: one statement finds every entry's live customer, one pipelined
+    round trip records the entries (two statements per decision before). The entries only depend on
+    the profiles, which this transaction does not change, so doing them together changes nothing."""
+    entries = [e for e in (_feed_entry(p, env) for p, env in items) if e is not None]
+    live = await profiles.canonical_many(conn, [e.profile_id for e in entries])
+    await timeline.record_many(
         conn,
-        timeline.NewEntry(
-            entry_id=entry.entry_id,
-            profile_id=live.id,
-            direction=entry.direction,
-            kind=entry.kind,
-            summary=entry.summary,
-            source=entry.source,
-            occurred_at=entry.occurred_at,
-            channel=entry.channel,
-            routing_domain=entry.routing_domain,
-            interaction_id=entry.interaction_id,
-        ),
+        [
+            dataclasses.replace(e, profile_id=found.id)
+            for e in entries
+            if (found := live.get(e.profile_id)) is not None and found.status == "active"
+        ],
     )
 
 

@@ -15,10 +15,11 @@ import asyncpg
 from pydantic import BaseModel
 
 from omnirouter_identity import metrics
-from omnirouter_identity.intake import Effects, handle_feed, handle_received, handle_status
+from omnirouter_identity.intake import Effects, handle_feed_many, handle_received, handle_status
 from omnirouter_identity.resolution import Resolver
 from omnirouter_identity.store import outbox
 from omnirouter_identity.store.tx import serializable
+from omnirouter_shared.contracts.envelope import Envelope
 from omnirouter_shared.contracts.interactions import InteractionReceived, InteractionStatusChanged
 from omnirouter_shared.db import claim_events
 from omnirouter_shared.kafka.consumer import Consumed, Rejection
@@ -118,12 +119,14 @@ class TimelineHandler:
 
         async def work(conn: asyncpg.Connection) -> None:
             fresh = await claim_events(conn, self.consumer_name, ids)
+            todo: list[tuple[object, Envelope]] = []
             for consumed, payload in items:
                 env = consumed.envelope
                 assert env is not None
                 if env.event_id in fresh:
                     fresh.discard(env.event_id)
-                    await handle_feed(conn, payload, env)
+                    todo.append((payload, env))
+            await handle_feed_many(conn, todo)
 
         async with self._writer:
             await serializable(self._pool, work)

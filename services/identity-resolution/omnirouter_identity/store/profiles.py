@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,21 @@ async def canonical(conn: asyncpg.Connection, profile_id: str) -> Canonical | No
     if row is None:
         return None
     return Canonical(row["id"], row["status"])
+
+
+async def canonical_many(conn: asyncpg.Connection, profile_ids: Sequence[str]) -> dict[str, Canonical]:
+    """:func:`canonical` for many ids in one statement; ids with no profile are left out."""
+    if not profile_ids:
+        return {}
+    rows = await conn.fetch(
+        """
+        SELECT k.asked, p.id, p.status FROM unnest($1::text[]) AS k(asked)
+        JOIN profiles p
+          ON p.id = coalesce((SELECT survivor_id FROM profile_aliases WHERE alias_id = k.asked), k.asked)
+        """,
+        list(dict.fromkeys(profile_ids)),
+    )
+    return {r["asked"]: Canonical(r["id"], r["status"]) for r in rows}
 
 
 async def describe(conn: asyncpg.Connection, profile_id: str) -> dict[str, Any]:
