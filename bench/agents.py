@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import re
 import signal
@@ -46,6 +45,11 @@ CAPACITY = {
 }
 DEFAULT_SKILLS = ("billing", "general", "support", "sales", "technical", "orders", "accounts")
 MAX_PROFICIENCY = 10
+#: Error answers meaning the action is moot (the offer went away, the task is already done or not ours),
+#: as opposed to "not recorded, try again" (broker or database unavailable).
+_SETTLED_ERRORS = frozenset(
+    {"offer_not_pending", "task_not_assigned", "task_not_wrapup", "not_found", "forbidden", "invalid_request"}
+)
 _SKILL_KEYS = re.compile(r"(^|_)skills$")
 
 
@@ -105,8 +109,8 @@ class Agent:
     handle_s: float
     warm_prefix: str
     ws: aiohttp.ClientWebSocketResponse | None = None
-    assigned: dict[str, asyncio.Event] = field(default_factory=dict)
     rescinded: set[str] = field(default_factory=set)
+    working: set[str] = field(default_factory=set)
     work: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def send(self, frame: dict[str, Any]) -> None:
@@ -130,11 +134,20 @@ class Agent:
             self.rescinded.discard(task_id)
             self._spawn(self._accept(task_id, str(frame.get("offer_id") or "")))
         elif kind == "assigned":
-            self.assigned.setdefault(task_id, asyncio.Event()).set()
+            # Work starts when presence says the task is ours (live, or re-sent on resume with its state),
+            # like a desktop: a `complete` sent before that would be refused, and then never retried.
+            if task_id not in self.working:
+                self.working.add(task_id)
+                self._spawn(self._work(task_id, wrapup_only=frame.get("state") == "wrapup"))
         elif kind == "rescind":
             self.rescinded.add(str(frame.get("offer_id") or task_id))
         elif kind == "error":
-            self.tally.errors[str(frame.get("error") or frame.get("code") or "?")] += 1
+            code = str(frame.get("error") or frame.get("code") or "?")
+            self.tally.errors[code] += 1
+            if code not in _SETTLED_ERRORS:
+                # The action was not recorded (broker or database unavailable...): ask for a resume,
+                # which re-sends every live offer and active task, so it is done again.
+                self._spawn(self._resume_later())
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -146,14 +159,21 @@ class Agent:
         if (offer_id or task_id) in self.rescinded:
             return
         await self.send({"type": "accept", "task_id": task_id, "offer_id": offer_id or None})
-        event = self.assigned.setdefault(task_id, asyncio.Event())
-        # Complete even if no `assigned` frame comes, so a protocol difference cannot pin capacity.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout=10)
-        await asyncio.sleep(self.handle_s)
-        await self.send({"type": "complete", "task_id": task_id})
-        await self.send({"type": "wrapup_done", "task_id": task_id})
-        self.assigned.pop(task_id, None)
+
+    async def _work(self, task_id: str, *, wrapup_only: bool) -> None:
+        try:
+            if not wrapup_only:
+                await asyncio.sleep(self.handle_s)
+                await self.send({"type": "complete", "task_id": task_id})
+            await self.send({"type": "wrapup_done", "task_id": task_id})
+        finally:
+            # A resume that still shows the task active (the frames above were lost or refused) works it
+            # again; a second complete of a finished task is refused harmlessly.
+            self.working.discard(task_id)
+
+    async def _resume_later(self) -> None:
+        await asyncio.sleep(1.0)
+        await self.send({"type": "resume"})
 
 
 async def create_agent(http: aiohttp.ClientSession, base: str, admin: str, body: dict[str, Any]) -> str:

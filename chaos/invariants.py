@@ -201,28 +201,48 @@ class Window:
 
 
 def recovery(sends: Sequence[Sent], delivered: Mapping[str, int], window: Window) -> dict[str, Any]:
-    """Webhook -> desktop latency before the fault, and how long after the injection deliveries stayed
-    slower than max(2 s, 3 x the pre-fault p95): the time the fault disturbed the flow."""
+    """How long after the fault ended (``window.healed_ns``) new webhooks were again offered within a
+    normal latency: max(2 s, 3 x this phase's pre-fault p95), webhook first sent -> a desktop saw it.
+
+    A webhook sent since the injection is *slow* when it reached no desktop or took longer than that.
+    The flow has recovered when a webhook sent after the last slow one reaches a desktop: ``recovery_s``
+    is that moment minus the end of the fault (0 when nothing sent after the injection was slow, None
+    when the phase ended before the flow recovered), ``disturbed_s`` the same moment minus the
+    injection. Vendor redeliveries of an earlier message (same vendor id) are not new webhooks."""
+    fresh = sorted((s for s in sends if not s.redelivery and s.ok_ns is not None), key=lambda s: s.first_ns)
     before = [
         (delivered[s.token] - s.first_ns) / 1e9
-        for s in sends
-        if s.first_ns < window.injected_ns and s.token in delivered and not s.redelivery
+        for s in fresh
+        if s.first_ns < window.injected_ns and s.token in delivered
     ]
     threshold = max(2.0, 3 * _p95(before))
-    disturbed_until = window.injected_ns
-    for s in sends:
+    since = [s for s in fresh if s.first_ns >= window.injected_ns]
+
+    def latency(s: Sent) -> float | None:
         at = delivered.get(s.token)
-        if at is None or at < window.injected_ns or s.redelivery:
-            continue
-        if (at - s.first_ns) / 1e9 > threshold:
-            disturbed_until = max(disturbed_until, at)
-    failing = [s for s in sends if s.attempts > 1]
+        return None if at is None else (at - s.first_ns) / 1e9
+
+    slow = [i for i, s in enumerate(since) if (lat := latency(s)) is None or lat > threshold]
+    recovery_s: float | None = 0.0
+    disturbed_s: float | None = 0.0
+    if slow:
+        later = [delivered[s.token] for s in since[slow[-1] + 1 :] if s.token in delivered]
+        if later:
+            recovered_ns = min(later)
+            recovery_s = round(max(0, recovered_ns - window.healed_ns) / 1e9, 2)
+            disturbed_s = round((recovered_ns - window.injected_ns) / 1e9, 2)
+        else:
+            recovery_s = disturbed_s = None
+    latencies = [lat for s in since if (lat := latency(s)) is not None]
     return {
         "baseline_p95_s": round(_p95(before), 3),
         "threshold_s": round(threshold, 3),
         "fault_s": round((window.healed_ns - window.injected_ns) / 1e9, 2),
-        "recovery_s": round((disturbed_until - window.injected_ns) / 1e9, 2),
-        "webhooks_retried": len(failing),
+        "recovery_s": recovery_s,
+        "disturbed_s": disturbed_s,
+        "slow_webhooks": len(slow),
+        "max_latency_s": round(max(latencies, default=0.0), 2),
+        "webhooks_retried": sum(s.attempts > 1 for s in sends),
         "max_attempts": max((s.attempts for s in sends), default=0),
     }
 

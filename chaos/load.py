@@ -54,6 +54,14 @@ class Load:
             await self._runner
             self._runner = None
 
+    async def cancel(self) -> None:
+        """Abandon everything in flight (the harness is giving up)."""
+        self._stop.set()
+        tasks = [*self._inflight, *([self._runner] if self._runner is not None else [])]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def drain(self) -> None:
         if self._inflight:
             await asyncio.gather(*list(self._inflight))

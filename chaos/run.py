@@ -3,7 +3,8 @@
 invariants of chaos/invariants.py checked after each fault.
 
 Knobs (environment): CHAOS_SHORT=1 (the CI subset), CHAOS_FAULTS=a,b (names below), CHAOS_RATE (webhooks
-per second, default 8), CHAOS_AGENTS (default 8), CHAOS_PAUSE_S (broker pause, default 10), CHAOS_OUT.
+per second, default 8), CHAOS_AGENTS (default 8), CHAOS_PAUSE_S (broker pause, default 10), CHAOS_OUT,
+CHAOS_LOG_LEVEL (the services' LOG_LEVEL, default WARNING; INFO for a post-mortem).
 
 Exit status: 0 every invariant held after every fault; 1 one broke; 2 the harness could not run.
 """
@@ -253,8 +254,9 @@ def evaluate(h: Harness, frames: list[FrameRecord], rows: list[AuditRow]) -> lis
 
 def table(results: list[dict[str, Any]]) -> str:
     names = ("answered", "delivered_once", "no_double_offer", "capacity", "offers_settled")
-    head = f"{'fault':<27} {'sent':>5} {'2xx':>5} {'retried':>7} {'ready s':>7} {'recov s':>7}  " + "  ".join(
-        f"{n:<15}" for n in names
+    head = (
+        f"{'fault':<27} {'sent':>5} {'2xx':>5} {'retried':>7} {'ready s':>7} {'recov s':>7} {'max lat':>7}  "
+        + "  ".join(f"{n:<15}" for n in names)
     )
     lines = [head, "-" * len(head)]
     for r in results:
@@ -263,9 +265,10 @@ def table(results: list[dict[str, Any]]) -> str:
             v = r["invariants"][n]
             cells.append(f"{'ok' if v['ok'] else 'BROKEN x' + str(v['violations']):<15}")
         ready = "-" if r["ready_after_s"] is None else f"{r['ready_after_s']:.1f}"
+        recov = "n/r" if r.get("recovery_s", 0) is None else f"{r.get('recovery_s', 0):.1f}"
         lines.append(
             f"{r['fault']:<27} {r['webhooks']:>5} {r['answered_2xx']:>5} {r.get('webhooks_retried', 0):>7} "
-            f"{ready:>7} {r.get('recovery_s', 0):>7.1f}  " + "  ".join(cells)
+            f"{ready:>7} {recov:>7} {r.get('max_latency_s', 0):>7.1f}  " + "  ".join(cells)
         )
         for n in names:
             for ex in r["invariants"][n]["examples"]:
@@ -277,7 +280,11 @@ def table(results: list[dict[str, Any]]) -> str:
 
 async def chaos(faults: list[str], rate: float, agents: int, pause_s: float, out_dir: Path) -> int:
     run_id = secrets.token_hex(3)
-    env = {**load_env_file(ROOT / "deploy" / "config" / "dev.env"), **os.environ, "LOG_LEVEL": "WARNING"}
+    env = {
+        **load_env_file(ROOT / "deploy" / "config" / "dev.env"),
+        **os.environ,
+        "LOG_LEVEL": os.environ.get("CHAOS_LOG_LEVEL", "WARNING"),
+    }
     stack = ChaosStack(ROOT / ".data" / f"chaos-{run_id}", out_dir / "logs", env, f"chaos{run_id}.")
     proxy: CuttableProxy | None = None
     frames_path = out_dir / f"frames-{run_id}.jsonl"
@@ -292,19 +299,29 @@ async def chaos(faults: list[str], rate: float, agents: int, pause_s: float, out
         async with aiohttp.ClientSession(timeout=timeout) as http:
             load = Load(http, stack.url("channel-gateway"), signing, run_id, rate)
             h = Harness(stack, proxy, load, pause_s)
-            agents_cm = await start_agents(stack, proxy, run_id, agents, frames_path)
-            async with agents_cm as agents_proc:
-                assert isinstance(agents_proc, Helper)
-                await agents_proc.wait_ready(60)
-                say(f"{agents} agents connected; faults: {', '.join(faults)}")
-                for name in faults:
-                    await h.run_phase(name)
-                await agents_proc.stop()
-            rows = await h.audit()
+            try:
+                agents_cm = await start_agents(stack, proxy, run_id, agents, frames_path)
+                async with agents_cm as agents_proc:
+                    assert isinstance(agents_proc, Helper)
+                    await agents_proc.wait_ready(60)
+                    say(f"{agents} agents connected; faults: {', '.join(faults)}")
+                    for name in faults:
+                        await h.run_phase(name)
+                    await agents_proc.stop()
+                rows = await h.audit()
+            finally:
+                await load.cancel()  # a phase that failed leaves deliveries in flight
         frames = [FrameRecord.from_json(orjson.loads(x)) for x in frames_path.read_bytes().splitlines() if x]
         # Kept for a post-mortem when an invariant breaks: routing's decisions as recorded.
         (out_dir / "audit.jsonl").write_bytes(b"".join(orjson.dumps(r.__dict__) + b"\n" for r in rows))
         results = evaluate(h, frames, rows)
+        delivered = delivered_tokens(frames)
+        (out_dir / "sends.jsonl").write_bytes(  # per webhook, for a post-mortem of recovery_s
+            b"".join(
+                orjson.dumps({**s.__dict__, "delivered_ns": delivered.get(s.token)}) + b"\n"
+                for s in sorted(h.load.sends, key=lambda s: s.first_ns)
+            )
+        )
     except (StackError, RuntimeError, OSError) as exc:
         say(f"the harness could not run: {exc}")
         return 2

@@ -67,11 +67,33 @@ def test_each_break_is_named() -> None:
     assert not v["answered"].ok and v["answered"].count == 1
 
 
-def test_recovery_is_how_long_deliveries_stayed_slow_after_the_injection() -> None:
+def test_recovery_counts_from_the_end_of_the_fault_until_new_webhooks_are_fast_again() -> None:
     s = 1_000_000_000
-    sends = [Sent("p", f"k{i}", f"i{i}", i * s, i * s, 1) for i in range(10)]
-    # Before the fault (t=5 s) 0.1 s each; the messages sent at 5 and 6 s arrive at 12 s; then normal.
-    delivered = {f"k{i}": i * s + s // 10 for i in range(10)}
-    delivered["k5"] = delivered["k6"] = 12 * s
+    sends = [Sent("p", f"k{i}", f"i{i}", i * s, i * s, 1) for i in range(12)]
+    # 0.1 s each before the fault (5 s to 8 s); those sent at 5, 6, 7 and 8 s reach a desktop at 12 s,
+    # the one sent at 9 s at 9.1 s: the flow is fast again at 9.1 s, 1.1 s after the fault ended.
+    delivered = {f"k{i}": i * s + s // 10 for i in range(12)}
+    for i in (5, 6, 7, 8):
+        delivered[f"k{i}"] = 12 * s
     r = recovery(sends, delivered, Window(5 * s, 8 * s))
-    assert r["recovery_s"] == 7.0 and r["fault_s"] == 3.0 and r["threshold_s"] == 2.0
+    assert (r["recovery_s"], r["disturbed_s"], r["fault_s"], r["threshold_s"]) == (1.1, 4.1, 3.0, 2.0)
+    assert r["slow_webhooks"] == 4 and r["max_latency_s"] == 7.0
+
+
+def test_recovery_is_zero_when_nothing_was_slow_and_none_when_the_flow_never_recovered() -> None:
+    s = 1_000_000_000
+    sends = [Sent("p", f"k{i}", f"i{i}", i * s, i * s, 1) for i in range(8)]
+    delivered = {f"k{i}": i * s + s // 10 for i in range(8)}
+    assert recovery(sends, delivered, Window(3 * s, 4 * s))["recovery_s"] == 0.0
+    del delivered["k7"]  # the last webhook of the phase never reached a desktop
+    r = recovery(sends, delivered, Window(3 * s, 4 * s))
+    assert r["recovery_s"] is None and r["disturbed_s"] is None
+
+
+def test_a_slow_redelivery_or_a_slow_message_before_the_fault_does_not_count() -> None:
+    s = 1_000_000_000
+    sends = [Sent("p", f"k{i}", f"i{i}", i * s, i * s, 1) for i in range(8)]
+    sends.append(Sent("p", "k3", "i3", 6 * s, 6 * s, 1, redelivery=True))
+    delivered = {f"k{i}": i * s + s // 10 for i in range(8)}
+    delivered["k1"] = 5 * s  # slow, but sent before the injection at 4 s
+    assert recovery(sends, delivered, Window(4 * s, 5 * s))["recovery_s"] == 0.0
