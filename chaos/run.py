@@ -102,6 +102,22 @@ class Harness:
             for r in rows
         ]
 
+    async def dump_presence(self, path: Path) -> None:
+        """agent-presence's tasks and agents' state history, for a post-mortem (who held what, when)."""
+        conn = await asyncpg.connect(self.stack.database_url, timeout=10)
+        try:
+            tasks = await conn.fetch(
+                "SELECT 'task' AS kind, task_id, agent_id, state, assigned_at::text, completed_at::text,"
+                " updated_at::text FROM presence.tasks ORDER BY assigned_at"
+            )
+            states = await conn.fetch(
+                "SELECT 'state' AS kind, agent_id, state, status, reason, source, changed_at::text"
+                " FROM presence.agent_state_history ORDER BY id"
+            )
+        finally:
+            await conn.close()
+        path.write_bytes(b"".join(orjson.dumps(dict(r)) + b"\n" for r in [*tasks, *states]))  # noqa: ASYNC240
+
     async def drained(self, timeout: float) -> bool:
         """Every answered message is in a routing decision and every task is closed (agents finished)."""
         deadline = time.monotonic() + timeout
@@ -287,7 +303,7 @@ async def chaos(faults: list[str], rate: float, agents: int, pause_s: float, out
     }
     stack = ChaosStack(ROOT / ".data" / f"chaos-{run_id}", out_dir / "logs", env, f"chaos{run_id}.")
     proxy: CuttableProxy | None = None
-    frames_path = out_dir / f"frames-{run_id}.jsonl"
+    frames_path = out_dir / "frames.jsonl"  # the desktops' frames, kept for a post-mortem
     started = time.monotonic()
     try:
         say("starting the broker, PostgreSQL and the four services")
@@ -309,6 +325,7 @@ async def chaos(faults: list[str], rate: float, agents: int, pause_s: float, out
                         await h.run_phase(name)
                     await agents_proc.stop()
                 rows = await h.audit()
+                await h.dump_presence(out_dir / "presence.jsonl")
             finally:
                 await load.cancel()  # a phase that failed leaves deliveries in flight
         frames = [FrameRecord.from_json(orjson.loads(x)) for x in frames_path.read_bytes().splitlines() if x]
@@ -329,8 +346,6 @@ async def chaos(faults: list[str], rate: float, agents: int, pause_s: float, out
         if proxy is not None:
             await proxy.stop()
         await stack.stop()
-        frames_path.unlink(missing_ok=True)
-        frames_path.with_suffix(".summary.json").unlink(missing_ok=True)
     ok = all(r["ok"] for r in results)
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
