@@ -76,6 +76,8 @@ async def build_app(settings: RoutingSettings) -> web.Application:
         max_batch=settings.max_batch,
         on_assigned=processor.on_assigned,
         on_revoked=processor.on_revoked,
+        # The processor decodes, in offset order, so that poison still advances a partition's state.
+        decode=False,
     )
     processor.attach(consumer)
     watcher = (

@@ -14,6 +14,7 @@ exactly the one the log implies: nothing lost, nothing doubled.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import time
 from collections.abc import Iterator, Sequence
@@ -34,6 +35,8 @@ from omnirouter_routing.service.snapshot_codec import PartitionSnapshot
 from omnirouter_routing.service.snapshot_store import SnapshotStore
 from omnirouter_routing.service.ticker import Tickers
 from omnirouter_routing.settings import RoutingSettings
+from omnirouter_shared.contracts.envelope import MalformedEnvelope, decode_envelope
+from omnirouter_shared.contracts.registry import InvalidPayload, UnknownEventType, parse_payload
 from omnirouter_shared.contracts.routing import RoutingTick
 from omnirouter_shared.kafka.consumer import Consumed, ConsumerLoop, Rejection
 from omnirouter_shared.kafka.producer import BrokerUnavailable, EventProducer
@@ -150,6 +153,11 @@ class RoutingProcessor:
                     self._hold(item, part.next_offset, "ahead of the restored state")
                     held.add(item.partition)
                     continue
+                if item.envelope is None:
+                    decoded = self._decode(part, item)
+                    if decoded is None:
+                        continue
+                    item = decoded
                 self._apply(part, item)
             rejections = await self._flush()
             if not rejections:
@@ -164,6 +172,21 @@ class RoutingProcessor:
             extra={"partition": item.partition, "offset": item.offset, "seek_to": seek_to, "why": why},
         )
         self._loop.hold(TopicPartition(item.topic, item.partition), seek_to)
+
+    @staticmethod
+    def _decode(part: PartitionState, item: Consumed) -> Consumed | None:
+        """Decode one inbox record here, in offset order (the loop runs with ``decode=False``): a poison
+        record must still move the partition's offset on, or the event after it would look ahead of the
+        restored state and the partition would be refetched, and the poison dead-lettered, for ever."""
+        try:
+            env = decode_envelope(item.value)
+            payload = parse_payload(env)
+        except (MalformedEnvelope, UnknownEventType, InvalidPayload) as exc:
+            part.next_offset = item.offset + 1
+            if item.offset >= part.replay_until:  # a replayed one was dead-lettered when it was live
+                part.pending_rejections.append(Rejection(item, str(exc)))
+            return None
+        return dataclasses.replace(item, envelope=env, payload=payload)
 
     def _apply(self, part: PartitionState, item: Consumed) -> None:
         env, payload = item.envelope, item.payload
