@@ -56,7 +56,7 @@ def identities_for(agent_id: str, agent_token: str, target_id: str):  # type: ig
 async def test_presence_api_fuzzed_from_its_openapi_document(
     kafka_bootstrap: str, topic_prefix: str, make_database: Callable[[], Awaitable[str]]
 ) -> None:
-    settings = make_settings(kafka_bootstrap, await make_database(), topic_prefix)
+    settings = make_settings(kafka_bootstrap, await make_database(), topic_prefix, rate_limit_per_s=0)
     async with running_presence(settings) as presence:
         async with aiohttp.ClientSession() as http:
             agent = await create_agent(http, presence)

@@ -43,7 +43,9 @@ async def test_routing_api_fuzzed_from_its_openapi_document(
 ) -> None:
     db = await make_database()
     await prepare_database(db)
-    settings = make_settings(kafka_bootstrap, db, topic_prefix, write_config(tmp_path / "routing.yaml"))
+    settings = make_settings(
+        kafka_bootstrap, db, topic_prefix, write_config(tmp_path / "routing.yaml"), rate_limit_per_s=0
+    )
     routing = await start_routing(settings)
     try:
         started = time.monotonic()

@@ -24,6 +24,7 @@ from omnirouter_presence.settings import PresenceSettings
 from omnirouter_presence.webhook_dispatcher import WebhookDispatcher
 from omnirouter_shared.db.pool import create_pool, pool_healthy
 from omnirouter_shared.http.errors import error_middleware
+from omnirouter_shared.http.limits import rate_limits
 from omnirouter_shared.http.ops import Readiness, add_ops_routes
 from omnirouter_shared.kafka.consumer import ConsumerLoop
 from omnirouter_shared.kafka.producer import EventProducer
@@ -92,7 +93,9 @@ async def build_app(settings: PresenceSettings) -> web.Application:
     dispatcher = WebhookDispatcher(pool, settings, http)
     parts = Components(settings, pool, producer, actions, hub, dispatcher, consumer, http)
 
-    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    app = web.Application(
+        middlewares=[error_middleware, *rate_limits(settings)], client_max_size=settings.max_body_bytes
+    )
     app[COMPONENTS] = parts
     readiness = Readiness(settings.service_name)
     readiness.add_check("database", lambda: pool_healthy(pool))

@@ -47,6 +47,20 @@ class PresenceSettings(ServiceSettings):
     feed_retention_s: float = Field(
         default=86_400.0, gt=0, json_schema_extra={"env": "PRESENCE_FEED_RETENTION_S"}
     )
+    #: Per-source request rate (token bucket, per client address; 0 = off) and burst. Health, readiness
+    #: and metrics are exempt. Desktops behind one NAT share a source: raise it for large sites.
+    rate_limit_per_s: float = Field(
+        default=50.0, ge=0, json_schema_extra={"env": "PRESENCE_RATE_LIMIT_PER_S"}
+    )
+    rate_limit_burst: float = Field(
+        default=200.0, ge=1, json_schema_extra={"env": "PRESENCE_RATE_LIMIT_BURST"}
+    )
+    #: CIDRs of the ingress/proxies whose X-Forwarded-For names the client (anyone else's is ignored).
+    trusted_proxies: str = Field(default="", json_schema_extra={"env": "PRESENCE_TRUSTED_PROXIES"})
+    #: Largest request body accepted (413 above it).
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, json_schema_extra={"env": "PRESENCE_MAX_BODY_BYTES"}
+    )
 
     @field_validator("api_tokens", "away_reasons", mode="before")
     @classmethod

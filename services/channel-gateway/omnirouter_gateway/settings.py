@@ -89,9 +89,15 @@ class GatewaySettings(ServiceSettings):
     claim_lease_s: float = Field(default=30.0, gt=0, json_schema_extra={"env": "GATEWAY_CLAIM_LEASE_S"})
     #: How long a redelivery waits for another replica's in-flight publish of the same message.
     inflight_wait_s: float = Field(default=3.0, ge=0, json_schema_extra={"env": "GATEWAY_INFLIGHT_WAIT_S"})
-    rate_limit_per_s: float = Field(default=0.0, ge=0, json_schema_extra={"env": "GATEWAY_RATE_LIMIT_PER_S"})
+    #: Per-source (client address behind GATEWAY_TRUSTED_PROXIES) webhook rate; 0 = off. Generous: a
+    #: vendor posts from a pool of addresses and one of them rarely carries more than tens per second,
+    #: while a 429 costs a vendor retry (or, for a vendor that does not retry, a message); it stops one
+    #: source flooding the intake and the database, not a vendor's peak.
+    rate_limit_per_s: float = Field(
+        default=200.0, ge=0, json_schema_extra={"env": "GATEWAY_RATE_LIMIT_PER_S"}
+    )
     rate_limit_burst: float = Field(
-        default=200.0, ge=1, json_schema_extra={"env": "GATEWAY_RATE_LIMIT_BURST"}
+        default=1000.0, ge=1, json_schema_extra={"env": "GATEWAY_RATE_LIMIT_BURST"}
     )
     trusted_proxies: str = Field(default="", json_schema_extra={"env": "GATEWAY_TRUSTED_PROXIES"})
 

@@ -31,6 +31,7 @@ from omnirouter_identity.settings import IdentitySettings
 from omnirouter_identity.store import outbox
 from omnirouter_shared.db.pool import create_pool, pool_healthy
 from omnirouter_shared.http.errors import error_middleware
+from omnirouter_shared.http.limits import rate_limits
 from omnirouter_shared.http.ops import Readiness, add_ops_routes
 from omnirouter_shared.kafka.consumer import ConsumerLoop
 from omnirouter_shared.kafka.producer import BrokerUnavailable, EventProducer
@@ -105,11 +106,12 @@ async def build_app(settings: IdentitySettings) -> web.Application:
     app = web.Application(
         middlewares=[
             error_middleware,
+            *rate_limits(settings),
             auth_middleware(
                 settings.admin_token.get_secret_value(), [t.get_secret_value() for t in settings.api_tokens]
             ),
         ],
-        client_max_size=256 * 1024,
+        client_max_size=settings.max_body_bytes,
     )
     app[COMPONENTS] = parts
     readiness = Readiness(settings.service_name)

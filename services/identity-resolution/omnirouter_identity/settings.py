@@ -30,6 +30,20 @@ class IdentitySettings(ServiceSettings):
     max_batch: int = Field(default=200, ge=1, le=5000, json_schema_extra={"env": "IDENTITY_MAX_BATCH"})
     #: Off for replicas that only serve the HTTP API.
     consume: bool = Field(default=True, json_schema_extra={"env": "IDENTITY_CONSUME"})
+    #: Per-source request rate (token bucket, per client address; 0 = off) and burst. Health, readiness
+    #: and metrics are exempt. Callers are systems (CRM, presence): a few per source.
+    rate_limit_per_s: float = Field(
+        default=50.0, ge=0, json_schema_extra={"env": "IDENTITY_RATE_LIMIT_PER_S"}
+    )
+    rate_limit_burst: float = Field(
+        default=200.0, ge=1, json_schema_extra={"env": "IDENTITY_RATE_LIMIT_BURST"}
+    )
+    #: CIDRs of the ingress/proxies whose X-Forwarded-For names the client (anyone else's is ignored).
+    trusted_proxies: str = Field(default="", json_schema_extra={"env": "IDENTITY_TRUSTED_PROXIES"})
+    #: Largest request body accepted (413 above it).
+    max_body_bytes: int = Field(
+        default=256 * 1024, ge=1024, json_schema_extra={"env": "IDENTITY_MAX_BODY_BYTES"}
+    )
 
     @field_validator("api_tokens", "business_addresses", mode="before")
     @classmethod

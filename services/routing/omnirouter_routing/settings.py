@@ -37,6 +37,18 @@ class RoutingSettings(ServiceSettings):
         default=60.0, gt=0, json_schema_extra={"env": "ROUTING_SNAPSHOT_IDLE_INTERVAL_S"}
     )
     max_batch: int = Field(default=500, ge=1, le=5000, json_schema_extra={"env": "ROUTING_MAX_BATCH"})
+    #: Per-source request rate (token bucket, per client address; 0 = off) and burst. Health, readiness
+    #: and metrics are exempt. Callers are wallboards and tools.
+    rate_limit_per_s: float = Field(default=50.0, ge=0, json_schema_extra={"env": "ROUTING_RATE_LIMIT_PER_S"})
+    rate_limit_burst: float = Field(
+        default=200.0, ge=1, json_schema_extra={"env": "ROUTING_RATE_LIMIT_BURST"}
+    )
+    #: CIDRs of the ingress/proxies whose X-Forwarded-For names the client (anyone else's is ignored).
+    trusted_proxies: str = Field(default="", json_schema_extra={"env": "ROUTING_TRUSTED_PROXIES"})
+    #: Largest request body accepted (413 above it).
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, json_schema_extra={"env": "ROUTING_MAX_BODY_BYTES"}
+    )
 
     @field_validator("api_tokens", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -109,3 +110,25 @@ def rate_limit_middleware(
         return await handler(request)
 
     return middleware
+
+
+class LimitSettings(Protocol):
+    """What a service's settings say about its limits (each service names the variables after itself)."""
+
+    @property
+    def rate_limit_per_s(self) -> float: ...
+    @property
+    def rate_limit_burst(self) -> float: ...
+    @property
+    def trusted_proxies(self) -> str: ...
+
+
+def rate_limits(settings: LimitSettings) -> list[Middleware]:
+    """The per-source rate-limit middleware of a service, or none when its rate is 0 (off)."""
+    if settings.rate_limit_per_s <= 0:
+        return []
+    return [
+        rate_limit_middleware(
+            settings.rate_limit_per_s, settings.rate_limit_burst, trusted_proxies=settings.trusted_proxies
+        )
+    ]
