@@ -82,7 +82,10 @@ async def build_app(settings: PresenceSettings) -> web.Application:
             topics=[Topic.ROUTING_DECISIONS],
             group_id=GROUP_ID,
             handler=DecisionHandler(
-                pool, away_reasons=settings.away_reasons, webhook_for=actions.webhook_for
+                pool,
+                away_reasons=settings.away_reasons,
+                webhook_for=actions.webhook_for,
+                parallel=settings.decisions_parallel,
             ),
             producer=producer,
         )

@@ -26,6 +26,12 @@ class PresenceSettings(ServiceSettings):
     )
     #: Off for replicas that only serve desktops (the decision consumer then runs elsewhere).
     consume_decisions: bool = Field(default=True, json_schema_extra={"env": "PRESENCE_CONSUME_DECISIONS"})
+    #: Groups of a decisions batch (no shared agent or task) applied side by side, each a short
+    #: transaction: hides the database round trips of one group behind the others'.
+    #: Keep it below DB_POOL_MAX: the agents' actions and pushes need connections too.
+    decisions_parallel: int = Field(
+        default=6, ge=1, le=64, json_schema_extra={"env": "PRESENCE_DECISIONS_PARALLEL"}
+    )
     #: Global webhook for every agent without its own (Standard Webhooks; secret "whsec_<base64>").
     webhook_url: str | None = Field(default=None, json_schema_extra={"env": "PRESENCE_WEBHOOK_URL"})
     webhook_secret: SecretStr | None = Field(

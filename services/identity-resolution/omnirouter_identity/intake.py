@@ -61,21 +61,18 @@ async def handle_received(
             merge, domains=[env.routing_domain], correlation_id=env.correlation_id, causation_id=env.event_id
         )
     entry_id = f"interaction:{msg.interaction_id}"
-    await timeline.record(
-        conn,
-        timeline.NewEntry(
-            entry_id=entry_id,
-            profile_id=pid,
-            direction="inbound",
-            kind="call" if msg.kind is InteractionKind.CALL else "message",
-            summary=timeline.summarise(msg.subject, msg.text) or f"{msg.channel.value} {msg.kind.value}",
-            source=f"{msg.vendor.value}",
-            occurred_at=msg.received_at,
-            channel=msg.channel,
-            identifier_id=_sender_identifier(resolver, msg, outcome),
-            routing_domain=env.routing_domain,
-            interaction_id=msg.interaction_id,
-        ),
+    entry = timeline.NewEntry(
+        entry_id=entry_id,
+        profile_id=pid,
+        direction="inbound",
+        kind="call" if msg.kind is InteractionKind.CALL else "message",
+        summary=timeline.summarise(msg.subject, msg.text) or f"{msg.channel.value} {msg.kind.value}",
+        source=f"{msg.vendor.value}",
+        occurred_at=msg.received_at,
+        channel=msg.channel,
+        identifier_id=_sender_identifier(resolver, msg, outcome),
+        routing_domain=env.routing_domain,
+        interaction_id=msg.interaction_id,
     )
     keyword = consent_keywords.detect(msg.channel, msg.text)
     if keyword is not None:
@@ -101,8 +98,15 @@ async def handle_received(
                     correlation_id=env.correlation_id,
                 )
             )
+    # The interaction's own timeline entry is written by the statement that reads the history (which
+    # excludes it): one round trip fewer per contact. Nothing in between reads the timeline.
     ctx = await timeline.context(
-        conn, pid, display_name=msg.sender.display_name, exclude_entry=entry_id, limit=HISTORY_ITEMS
+        conn,
+        pid,
+        display_name=msg.sender.display_name,
+        exclude_entry=entry_id,
+        limit=HISTORY_ITEMS,
+        record_first=entry,
     )
     customer = CustomerSummary(
         customer_id=pid,

@@ -110,14 +110,9 @@ class Context:
     history: tuple[TimelineItem, ...]
 
 
-async def context(
-    conn: asyncpg.Connection, profile_id: str, *, display_name: str | None, exclude_entry: str, limit: int
-) -> Context:
-    """What travels with a resolved interaction, in one round trip: the customer's name (kept from the
-    first contact that carried one) and preferred channel, and the latest timeline items."""
-    rows = await conn.fetch(
-        """
-        WITH named AS (
+_CONTEXT = """
+    WITH
+        named AS (
             UPDATE profiles SET display_name = $2
             WHERE id = $1 AND display_name IS NULL AND $2::text IS NOT NULL
             RETURNING id
@@ -132,11 +127,56 @@ async def context(
             ORDER BY occurred_at DESC, id DESC LIMIT $4
         ) t ON true
         WHERE p.id = $1
-        """,
+"""
+
+_RECORD_AND_CONTEXT = """
+    WITH
+        ins AS (
+            INSERT INTO timeline (entry_id, profile_id, origin_profile_id, identifier_id, channel, direction,
+                                  kind, summary, source, routing_domain, interaction_id, data, occurred_at)
+            VALUES ($5, $6, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16)
+            ON CONFLICT ON CONSTRAINT timeline_entry_once DO NOTHING
+        ),
+        named AS (
+            UPDATE profiles SET display_name = $2
+            WHERE id = $1 AND display_name IS NULL AND $2::text IS NOT NULL
+            RETURNING id
+        )
+        SELECT coalesce(p.display_name, $2) AS display_name, p.preferred_channel,
+               (SELECT count(*) FROM named) AS named,
+               t.entry_id, t.occurred_at, t.channel, t.direction, t.kind, t.summary, t.source
+        FROM profiles p
+        LEFT JOIN LATERAL (
+            SELECT entry_id, occurred_at, channel, direction, kind, summary, source FROM timeline
+            WHERE profile_id = p.id AND entry_id <> $3
+            ORDER BY occurred_at DESC, id DESC LIMIT $4
+        ) t ON true
+        WHERE p.id = $1
+"""
+
+
+async def context(
+    conn: asyncpg.Connection,
+    profile_id: str,
+    *,
+    display_name: str | None,
+    exclude_entry: str,
+    limit: int,
+    record_first: NewEntry | None = None,
+) -> Context:
+    """What travels with a resolved interaction, in one round trip: the customer's name (kept from the
+    first contact that carried one) and preferred channel, and the latest timeline items.
+
+    ``record_first``: an entry to :func:`record` in the same statement (the interaction itself, which the
+    history excludes anyway): one round trip per contact fewer."""
+    extra = _args(record_first) if record_first is not None else ()
+    rows = await conn.fetch(
+        _RECORD_AND_CONTEXT if record_first is not None else _CONTEXT,
         profile_id,
         display_name,
         exclude_entry,
         limit,
+        *extra,
     )
     first = rows[0]
     return Context(
