@@ -220,3 +220,47 @@ async def test_rest_actions_produce_their_events_and_states(
             assert states[:6] == ["offline", "away", "available", "busy", "wrapup", "available"], states
     finally:
         await stub.cleanup()
+
+
+async def test_wrap_up_outlives_routing_closing_the_completed_task(
+    kafka_bootstrap: str, make_database, topic_prefix: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Routing answers TaskCompleted with task.closed(completed) at once, while the agent is still in
+    wrap-up; the task stays in wrap-up until the agent ends it, and wrapup_done is accepted and published
+    (it was refused with 409, so routing held the agent's slot until its wrap-up limit: found by make
+    chaos as 50-second waits for customers of that agent)."""
+    settings = make_settings(kafka_bootstrap, await make_database(), topic_prefix)
+    async with (
+        watch(kafka_bootstrap, topic_prefix, Topic.ROUTING_INBOX) as inbox,
+        running_presence(settings) as presence,
+        routing_stub(settings) as routing,
+        aiohttp.ClientSession() as http,
+    ):
+        created = await create_agent(http, presence, capacity={"sms": 2})
+        agent_id, token = created["id"], created["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        base = f"{presence.url}/v1/agents/{agent_id}"
+        async with http.put(f"{base}/status", json={"status": "available"}, headers=auth) as r:
+            assert r.status == 200, await r.text()
+        task, marker = task_view(), task_view()
+        await routing(TaskAssigned(task_id=task.id, agent_id=agent_id, task=task), agent_id)
+        await wait_snapshot(http, presence, agent_id, token, lambda s: len(s["tasks"]) == 1)
+        async with http.post(f"{base}/tasks/{task.id}/complete", headers=auth) as r:
+            assert r.status == 202 and (await r.json())["state"] == "wrapup"
+        closed = TaskClosed(
+            task_id=task.id,
+            conversation_id=task.conversation_id,
+            customer_id=task.customer_id,
+            agent_id=agent_id,
+            reason="completed",
+        )
+        await routing(closed, agent_id)
+        # Same key, so applied after the task.closed: once it shows, the close has been handled.
+        await routing(TaskAssigned(task_id=marker.id, agent_id=agent_id, task=marker), agent_id)
+        state = await wait_snapshot(
+            http, presence, agent_id, token, lambda s: marker.id in {t["task_id"] for t in s["tasks"]}
+        )
+        assert {t["task_id"]: t["state"] for t in state["tasks"]}[task.id] == "wrapup"
+        async with http.post(f"{base}/tasks/{task.id}/wrapup-done", headers=auth) as r:
+            assert r.status == 202, await r.text()
+        await inbox.wait_for("wrapup.done", lambda p: p["task_id"] == task.id)

@@ -164,8 +164,12 @@ class DecisionHandler:
             case ConversationMessage():
                 await repo.append_task_message(conn, payload.task_id, payload.message.model_dump(mode="json"))
             case TaskClosed():
+                # Routing closes a completed task as soon as it hears TaskCompleted, while the agent is
+                # still in wrap-up: that stays until the agent's wrapup_done (which routing waits for,
+                # holding the agent's slot up to its wrap-up limit). Closing it here refused that
+                # wrapup_done (409) and kept the agent from new work until the limit.
                 await repo.set_task_state(
-                    conn, payload.task_id, TaskState.CLOSED, only_from=(TaskState.ASSIGNED, TaskState.WRAPUP)
+                    conn, payload.task_id, TaskState.CLOSED, only_from=(TaskState.ASSIGNED,)
                 )
                 refresh = True
             case AgentStateForced():
