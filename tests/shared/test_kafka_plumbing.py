@@ -193,3 +193,26 @@ async def test_a_batch_held_back_whole_is_refetched_not_committed(
         await producer.stop()
     assert held["left"] == 0
     assert seen == ["e0", "e1", "e2"]
+
+
+async def test_start_does_not_wait_for_the_group_and_stop_does_not_wait_for_a_join() -> None:
+    """A service must serve (and say it is not ready) while its consumer group is still forming: after a
+    crash the group waits a session time-out for the dead member, which held start-up that long."""
+    from omnirouter_shared.devstack.ports import free_port
+
+    settings = ServiceSettings(
+        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}", kafka_request_timeout_ms=1000
+    )
+    producer = EventProducer(settings)
+
+    async def handler(batch: Sequence[Consumed]) -> Sequence[Rejection]:
+        return []
+
+    loop = ConsumerLoop(
+        settings, topics=[Topic.ROUTING_INBOX], group_id="g-nojoin", handler=handler, producer=producer
+    )
+    await asyncio.wait_for(loop.start(), timeout=1.0)
+    await asyncio.sleep(1.5)  # at least one failed attempt to join, retried
+    assert loop.alive and not loop.assigned
+    await asyncio.wait_for(loop.stop(), timeout=5.0)
+    assert not loop.alive

@@ -91,8 +91,10 @@ async def build_app(settings: GatewaySettings) -> web.Application:
     webchat.add_routes(app)
     app.router.add_get("/webhooks/meta", meta.verification_handler(settings))
 
+    # Readiness gates the vendors' webhooks, which need only the broker and the database: outbound
+    # delivery waiting for its consumer group (a session time-out after a crash) must not refuse them.
     for consumer in parts.consumers:
-        readiness.add_check(f"consumer:{consumer.group_id}", lambda c=consumer: c.assigned and c.alive)  # type: ignore[misc]
+        readiness.add_liveness(f"consumer:{consumer.group_id}", lambda c=consumer: c.alive)  # type: ignore[misc]
     app.cleanup_ctx.append(_run_components)
     # After the pool is up and before it closes: the web chat LISTEN connection and its sockets.
     app.cleanup_ctx.append(webchat.run)

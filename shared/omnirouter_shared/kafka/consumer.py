@@ -11,6 +11,7 @@ Contract with the handler:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -120,12 +121,45 @@ class ConsumerLoop:
         self._stopping = asyncio.Event()
         self._processing = asyncio.Lock()
         self._assigned_once = False
+        self._joined = False
         self._stats = _Stats()
         #: Partitions the handler of the batch in flight asked not to commit (and where to seek them).
         self._held: dict[TopicPartition, int | None] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------------
     async def start(self) -> None:
+        """Subscribe and return at once; the group join (and the first batch) follow in the background.
+
+        aiokafka's own ``start`` waits for the first assignment, and after a crash the group keeps the
+        dead member until its session times out: awaiting it here held every service's start-up (HTTP
+        port closed, webhooks refused) for a session time-out per consumer. ``assigned`` (readiness)
+        turns true once the group answered."""
+        self._consumer = self._new_consumer()
+        self._task = asyncio.create_task(self._join_and_run(), name=f"consumer:{self.group_id}")
+
+    async def _join_and_run(self) -> None:
+        while True:
+            assert self._consumer is not None
+            try:
+                await self._consumer.start()
+                break
+            except KafkaError as exc:
+                log.warning(
+                    "joining the consumer group failed; retrying",
+                    extra={"group": self.group_id, "error": str(exc)},
+                )
+                with contextlib.suppress(Exception):
+                    await self._consumer.stop()
+                self._consumer = self._new_consumer()
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), timeout=1.0)
+                    return
+                except TimeoutError:
+                    pass
+        self._joined = True
+        await self._run()
+
+    def _new_consumer(self) -> AIOKafkaConsumer:
         s = self._settings
         consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka_bootstrap_servers,
@@ -142,14 +176,17 @@ class ConsumerLoop:
             max_poll_interval_ms=300_000,
         )
         consumer.subscribe(self._topics, listener=_Listener(self))
-        await consumer.start()
-        self._consumer = consumer
-        self._task = asyncio.create_task(self._run(), name=f"consumer:{self.group_id}")
+        return consumer
 
     async def stop(self) -> None:
         """Stop fetching, finish the batch in flight, commit, leave the group."""
         self._stopping.set()
-        if self._task is not None:
+        if self._task is not None and not self._joined:
+            # Still joining: there is no batch in flight to finish.
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        elif self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout=self._settings.shutdown_timeout_s)
             except TimeoutError:
