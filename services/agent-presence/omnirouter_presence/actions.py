@@ -106,9 +106,15 @@ class AgentActions:
         return agent.record.webhook_url is not None or self._settings.webhook_url is not None
 
     async def _append_state(
-        self, conn: asyncpg.Connection, agent: repo.AgentRow, event_id: str
+        self,
+        conn: asyncpg.Connection,
+        agent: repo.AgentRow,
+        event_id: str,
+        load: dict[str, int] | None = None,
     ) -> dict[str, Any]:
-        load, _ = await repo.load_by_channel(conn, agent.id)
+        """``load``: the count ``refresh_state_load`` just made, when no task changed since."""
+        if load is None:
+            load, _ = await repo.load_by_channel(conn, agent.id)
         frame = state_frame(agent, load)
         await repo.append_feed(conn, agent.id, event_id, frame, webhook=self.webhook_for(agent))
         return frame
@@ -230,25 +236,27 @@ class AgentActions:
     # -- tasks -----------------------------------------------------------------------------------------
     async def _own_task(
         self, conn: asyncpg.Connection, agent_id: str, task_id: str, states: tuple[TaskState, ...]
-    ) -> repo.TaskRow:
+    ) -> tuple[repo.AgentRow | None, repo.TaskRow]:
+        """The agent row as locked here (for ``refresh_state_load``), and the task."""
         # Lock order is agent row, then task rows, everywhere (the decisions consumer too): taking the
         # task first here and the agent in refresh_state deadlocked against the consumer under load.
-        await repo.get_agent(conn, agent_id, lock=True)
+        locked = await repo.get_agent(conn, agent_id, lock=True)
         task = await repo.get_task(conn, agent_id, task_id)
         if task is None:
             raise await self._not_mine(conn, agent_id, task_id, "task")
         if task.state not in states:
             raise ActionError(409, "task_not_" + states[0].value, f"the task is {task.state.value}")
-        return task
+        return locked, task
 
     async def complete(self, agent: repo.AgentRow, cmd: CompleteCommand) -> dict[str, Any]:
         bot = agent.record.kind is AgentKind.BOT
         async with self._pool.acquire() as conn, conn.transaction():
-            task = await self._own_task(conn, agent.id, cmd.task_id, (TaskState.ASSIGNED,))
+            locked, task = await self._own_task(conn, agent.id, cmd.task_id, (TaskState.ASSIGNED,))
             # Bots have no after-contact work: their tasks skip wrap-up.
             await repo.set_task_state(conn, task.task_id, TaskState.DONE if bot else TaskState.WRAPUP)
-            updated = await repo.refresh_state(conn, agent.id, "agent")
-            assert updated is not None
+            refreshed = await repo.refresh_state_load(conn, agent.id, "agent", locked=locked)
+            assert refreshed is not None
+            updated, load = refreshed
             await self._publish_inbox(
                 agent,
                 TaskCompleted(
@@ -265,26 +273,27 @@ class AgentActions:
                     WrapupDone(task_id=task.task_id, agent_id=agent.id),
                     correlation_id=task.correlation_id,
                 )
-            await self._append_state(conn, updated, str(uuid.uuid4()))
+            await self._append_state(conn, updated, str(uuid.uuid4()), load)
         return {"task_id": task.task_id, "state": (TaskState.DONE if bot else TaskState.WRAPUP).value}
 
     async def wrapup_done(self, agent: repo.AgentRow, cmd: WrapupDoneCommand) -> dict[str, Any]:
         async with self._pool.acquire() as conn, conn.transaction():
-            task = await self._own_task(conn, agent.id, cmd.task_id, (TaskState.WRAPUP,))
+            locked, task = await self._own_task(conn, agent.id, cmd.task_id, (TaskState.WRAPUP,))
             await repo.set_task_state(conn, task.task_id, TaskState.DONE)
-            updated = await repo.refresh_state(conn, agent.id, "agent")
-            assert updated is not None
+            refreshed = await repo.refresh_state_load(conn, agent.id, "agent", locked=locked)
+            assert refreshed is not None
+            updated, load = refreshed
             await self._publish_inbox(
                 agent, WrapupDone(task_id=task.task_id, agent_id=agent.id), correlation_id=task.correlation_id
             )
-            await self._append_state(conn, updated, str(uuid.uuid4()))
+            await self._append_state(conn, updated, str(uuid.uuid4()), load)
         return {"task_id": task.task_id, "state": TaskState.DONE.value}
 
     async def transfer(self, agent: repo.AgentRow, cmd: TransferCommand) -> dict[str, Any]:
         if cmd.to_agent_id == agent.id:
             raise ActionError(422, "invalid_transfer", "a task cannot be transferred to its own agent")
         async with self._pool.acquire() as conn, conn.transaction():
-            task = await self._own_task(conn, agent.id, cmd.task_id, (TaskState.ASSIGNED,))
+            _, task = await self._own_task(conn, agent.id, cmd.task_id, (TaskState.ASSIGNED,))
             if cmd.to_agent_id is not None and await repo.get_agent(conn, cmd.to_agent_id) is None:
                 raise ActionError(422, "unknown_agent", f"no agent {cmd.to_agent_id!r}")
             await repo.set_task_state(conn, task.task_id, TaskState.TRANSFERRED)
@@ -308,7 +317,9 @@ class AgentActions:
 
     async def reply(self, agent: repo.AgentRow, cmd: ReplyCommand) -> dict[str, Any]:
         async with self._pool.acquire() as conn:
-            task = await self._own_task(conn, agent.id, cmd.task_id, (TaskState.ASSIGNED, TaskState.WRAPUP))
+            _, task = await self._own_task(
+                conn, agent.id, cmd.task_id, (TaskState.ASSIGNED, TaskState.WRAPUP)
+            )
         view = task.task
         if not view.get("reply_to"):
             raise ActionError(409, "no_reply_address", "the task has no address to reply to")

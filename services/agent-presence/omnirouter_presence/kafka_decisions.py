@@ -133,7 +133,9 @@ class DecisionHandler:
         payload = decision.payload
         cid = env.correlation_id
         refresh = False
+        refreshed: tuple[repo.AgentRow, dict[str, int]] | None = None
         updated: repo.AgentRow | None = None
+        load: dict[str, int] = {}
         match payload:
             case TaskOffered():
                 await repo.insert_offer(
@@ -180,19 +182,20 @@ class DecisionHandler:
                         return f"routing forced an unknown status {payload.status!r}"
                     # Routing's own reason codes need not be in this deployment's list of break reasons.
                     status, reason = AgentStatus(payload.status), payload.reason
-                updated = await repo.refresh_state(
+                refreshed = await repo.refresh_state_load(
                     conn, agent.id, "routing", status=status, reason=reason, locked=agent
                 )
         if refresh:
-            updated = await repo.refresh_state(conn, agent.id, "routing", locked=agent)
-        if updated is not None:
+            refreshed = await repo.refresh_state_load(conn, agent.id, "routing", locked=agent)
+        if refreshed is not None:
+            updated, load = refreshed
             agents[agent.id] = updated
         frame = {**decision.frame, "event_id": env.event_id}
         webhook = self._webhook_for(agent)
         await repo.append_feed(conn, agent.id, env.event_id, frame, webhook=webhook)
         if updated is not None and (updated.state, updated.status) != (agent.state, agent.status):
-            # The desktop shows busy / wrap-up / forced states as they follow from routing's decisions.
-            load, _ = await repo.load_by_channel(conn, agent.id)
+            # The desktop shows busy / wrap-up / forced states as they follow from routing's decisions
+            # (the load refresh_state counted: no task changed since).
             await repo.append_feed(
                 conn, agent.id, f"{env.event_id}:state", state_frame(updated, load), webhook=webhook
             )

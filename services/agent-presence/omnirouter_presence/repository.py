@@ -199,6 +199,21 @@ async def refresh_state(
     """Set the chosen status (if given), re-derive the state from load and capacity, and record a
     history row when either changed. Call inside a transaction: the agent row is locked. ``locked``:
     the row as this transaction already locked and last saw it, to spare reading it again."""
+    refreshed = await refresh_state_load(conn, agent_id, source, status=status, reason=reason, locked=locked)
+    return refreshed[0] if refreshed is not None else None
+
+
+async def refresh_state_load(
+    conn: asyncpg.Connection,
+    agent_id: str,
+    source: str,
+    *,
+    status: AgentStatus | None = None,
+    reason: str | None = None,
+    locked: AgentRow | None = None,
+) -> tuple[AgentRow, dict[str, int]] | None:
+    """:func:`refresh_state`, and the agent's assigned tasks per channel it was derived from (still
+    current until the transaction changes a task: a state frame needs no second count)."""
     agent = locked if locked is not None else await get_agent(conn, agent_id, lock=True)
     if agent is None:
         return None
@@ -207,24 +222,31 @@ async def refresh_state(
     load, wrapups = await load_by_channel(conn, agent_id)
     state = derive_state(new_status, agent.record.capacity, load, wrapups)
     if new_status == agent.status and new_reason == agent.status_reason and state == agent.state:
-        return agent
+        return agent, load
     state_changed = state != agent.state
+    # The row and its history line in one statement.
     row = await conn.fetchrow(
         """
-        UPDATE agents SET status = $2, status_reason = $3, state = $4,
-               state_since = CASE WHEN $5 THEN now() ELSE state_since END,
-               last_seen_at = CASE WHEN $2 = 'offline' THEN last_seen_at ELSE coalesce(last_seen_at, now()) END,
-               updated_at = now()
-        WHERE id = $1 RETURNING *
+        WITH updated AS (
+            UPDATE agents SET status = $2, status_reason = $3, state = $4,
+                   state_since = CASE WHEN $5 THEN now() ELSE state_since END,
+                   last_seen_at = CASE WHEN $2 = 'offline' THEN last_seen_at ELSE coalesce(last_seen_at, now()) END,
+                   updated_at = now()
+            WHERE id = $1 RETURNING *
+        ), history AS (
+            INSERT INTO agent_state_history (agent_id, state, status, reason, source)
+            SELECT id, $4, $2, $3, $6 FROM updated
+        )
+        SELECT * FROM updated
         """,
         agent_id,
         new_status.value,
         new_reason,
         state.value,
         state_changed,
+        source,
     )
-    await _history(conn, agent_id, state, new_status, new_reason, source)
-    return _agent(row)
+    return _agent(row), load
 
 
 async def touch_seen(conn: asyncpg.Connection, agent_ids: Sequence[str]) -> None:
