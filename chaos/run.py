@@ -54,7 +54,8 @@ ALL_FAULTS = (
 )
 SHORT_FAULTS = ("kill9:routing", "broker-pause", "ws-cut")
 PRE_S = 3.0
-POST_S = 5.0
+POST_S = 10.0  # load goes on this long after the fault ended, so recovery_s can be seen
+DUAL_EXTRA_S = 10.0
 DRAIN_TIMEOUT_S = 75.0
 
 
@@ -220,7 +221,8 @@ class Harness:
             phase.window = Window(now, now)
         else:
             raise StackError(f"unknown fault {name!r}; known: {', '.join(ALL_FAULTS)}")
-        await asyncio.sleep(POST_S)
+        # A killed group member keeps its partitions until its session times out: give that time too.
+        await asyncio.sleep(POST_S + (DUAL_EXTRA_S if kind == "dual" else 0.0))
         await self.load.pause()
         await self.load.drain()
         phase.drained = await self.drained(DRAIN_TIMEOUT_S)
