@@ -81,6 +81,8 @@ class DecisionHandler:
         self._webhook_for = webhook_for
         #: Groups applied at once; the rest of the pool stays for the agents' actions and pushes.
         self._parallel = asyncio.Semaphore(parallel)
+        #: Rejections of groups that committed in an attempt another group failed (see __call__).
+        self._carried: list[Rejection] = []
 
     async def __call__(self, batch: Sequence[Consumed]) -> Sequence[Rejection]:
         todo: list[_Item] = []
@@ -100,12 +102,19 @@ class DecisionHandler:
             *(self._apply_group(g) for g in _groups(todo)), return_exceptions=True
         )
         rejections: list[Rejection] = []
+        failure: BaseException | None = None
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
-                # Transient: the loop retries the batch; the groups that committed are claimed.
-                raise outcome
-            rejections += outcome
-        return rejections
+                failure = failure or outcome
+            else:
+                rejections += outcome
+        if failure is not None:
+            # Transient: the loop retries the batch. The groups that committed claimed their events,
+            # so the retry skips them: keep their poison for the retry to return, or it would be lost.
+            self._carried += rejections
+            raise failure
+        carried, self._carried = self._carried, []
+        return carried + rejections
 
     async def _apply_group(self, group: Sequence[_Item]) -> list[Rejection]:
         rejections: list[Rejection] = []
