@@ -35,9 +35,9 @@ browser-deps: ## Debian's headless Chromium for the page tests (Playwright's own
 	fi
 
 lint: venv ## ruff (lint + format) and mypy --strict
-	$(VENV)/bin/ruff check shared services tests bench
-	$(VENV)/bin/ruff format --check shared services tests bench
-	$(VENV)/bin/mypy shared services bench
+	$(VENV)/bin/ruff check shared services tests bench chaos
+	$(VENV)/bin/ruff format --check shared services tests bench chaos
+	$(VENV)/bin/mypy shared services bench chaos
 
 fmt: venv ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix shared services tests
@@ -46,7 +46,7 @@ fmt: venv ## apply ruff's fixes and formatting
 test-fast: venv ## the test suite only (real broker and PostgreSQL, started by the fixtures)
 	$(PY) -m pytest --ignore=tests/deploy -q
 
-test: venv browser-deps lint test-fast audit deploy-check ## everything CI runs: lint, all tests, deployment checks
+test: venv browser-deps lint test-fast audit deploy-check chaos-short ## everything CI runs: lint, all tests, deployment checks, the chaos subset
 
 simulate: venv ## what-if routing simulation: make simulate ARGS="--agents +2 --escalate-after 30"
 	$(PY) -m omnirouter_routing.simulate $(ARGS)

@@ -1,7 +1,8 @@
 # Faults under load (issue 9). Included from the Makefile with `-include chaos/chaos.mk`.
 # make chaos         every fault in turn (kill -9 each service, two instances with one killed, broker
 #                    paused 10 s, PostgreSQL restarted, desktops' WebSockets cut); report in chaos/results/
-# make chaos-short   the CI subset (kill -9 routing, broker pause, WebSocket cut), under 3 minutes
+# make chaos-short   the CI subset (kill -9 routing, kill -9 channel-gateway, broker pause, WebSocket cut),
+#                    under 3 minutes; part of make test
 # CHAOS_FAULTS=a,b CHAOS_RATE=8 CHAOS_AGENTS=8 CHAOS_PAUSE_S=10 select and size the run.
 
 .PHONY: chaos chaos-short

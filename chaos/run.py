@@ -52,7 +52,7 @@ ALL_FAULTS = (
     "postgres-restart",
     "ws-cut",
 )
-SHORT_FAULTS = ("kill9:routing", "broker-pause", "ws-cut")
+SHORT_FAULTS = ("kill9:routing", "kill9:channel-gateway", "broker-pause", "ws-cut")
 PRE_S = 3.0
 POST_S = 10.0  # load goes on this long after the fault ended, so recovery_s can be seen
 DUAL_EXTRA_S = 10.0
