@@ -4,6 +4,7 @@ The screenshot goes to tests/artifacts/gateway/."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -48,7 +49,9 @@ async def test_widget_sends_and_shows_a_reply(gateway: Gateway, browser: Any) ->
     inbound = await gateway.reader(Topic.INTERACTIONS_INBOUND)
     page = await browser.new_page()
     await page.goto(gateway.url + "/webchat/widget")
-    await page.wait_for_function("document.getElementById('status').textContent === 'connected'")
+    # A locator, not wait_for_function: the widget's CSP forbids eval, which a polled string predicate
+    # needs once the first check fails.
+    await page.locator("#status", has_text=re.compile(r"^connected$")).wait_for()
     await page.fill("#t", "Is my parcel lost?")
     await page.press("#t", "Enter")
     [event] = await inbound.wait_for(1)

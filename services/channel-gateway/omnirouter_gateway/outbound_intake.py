@@ -27,6 +27,9 @@ __all__ = ["CONSENT_GROUP", "REPLIES_GROUP", "ConsentIntake", "Outbound", "Reply
 
 CONSENT_GROUP = "channel-gateway-consent"
 CONSENT_TOPICS = (Topic.IDENTITY_CONSENT,)
+CONSENT_FETCH_WAIT_MS = 500
+#: A reply reaches the customer within a human's notice; 50 ms of polling is a tenth of the broker cost.
+REPLIES_FETCH_WAIT_MS = 50
 REPLIES_TOPICS = (Topic.REPLIES_OUTBOUND,)
 #: Channels nothing can be sent on: a call is answered live, not by a reply.
 UNDELIVERABLE = frozenset({Channel.VOICE})
@@ -169,6 +172,9 @@ def build_outbound(settings: GatewaySettings, pool: asyncpg.Pool, producer: Even
             handler=ConsentIntake(pool),
             producer=producer,
             decode=False,
+            # Opt-outs may take a moment to apply; polling Tansu every 5 ms costs broker CPU that the
+            # path to the agents needs (docs/performance.md).
+            fetch_max_wait_ms=CONSENT_FETCH_WAIT_MS,
         ),
         ConsumerLoop(
             settings,
@@ -176,6 +182,7 @@ def build_outbound(settings: GatewaySettings, pool: asyncpg.Pool, producer: Even
             group_id=REPLIES_GROUP,
             handler=ReplyIntake(pool, on_stored=workers.wake),
             producer=producer,
+            fetch_max_wait_ms=REPLIES_FETCH_WAIT_MS,
         ),
     ]
     return Outbound(consumers, workers)
