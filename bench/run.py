@@ -231,9 +231,13 @@ async def run_suite(run: Run, infra: Infra, sampler: Sampler) -> Outcome:
         ]
         summary_path = frames_path.with_suffix(".summary.json")
         agent_summary = orjson.loads(summary_path.read_bytes()) if summary_path.exists() else {}
-        frames_path.unlink(missing_ok=True)
         summary_path.unlink(missing_ok=True)
         outcome = match(result.records, frames, start_ns=result.start_ns)
+        if outcome.lost or outcome.duplicated:
+            # Kept for the post-mortem: which frames carried a lost or doubled message.
+            run.notes.append(f"frames kept for the post-mortem: {frames_path}")
+        else:
+            frames_path.unlink(missing_ok=True)
         elapsed = max(
             (max((r.done_ns for r in result.records), default=result.start_ns) - result.start_ns) / 1e9,
             cfg.duration_s,
