@@ -133,17 +133,29 @@ class _Seen:
     double_offered: bool = False
 
 
+#: Routing rescinds an offer and offers the task elsewhere in one decision batch (the first agent took
+#: a call, went away...). The two frames travel on different agents' feeds, so the new offer can reach
+#: its desktop a moment before the rescind reaches the old one; that is a hand-over, not a double offer.
+HANDOVER_NS = 100_000_000
+
+
 def _classify_offers(frames: Sequence[FrameRecord]) -> tuple[set[str], int]:
     """Tasks offered again while an earlier offer of them was still standing, and legitimate re-offers."""
     standing: dict[str, str] = {}
     task_of_offer: dict[str, str] = {}
     doubled: set[str] = set()
+    #: old offer id -> (task, the new offer's arrival): doubled unless the old one ends within HANDOVER_NS.
+    suspect: dict[str, tuple[str, int]] = {}
     reoffers = 0
     offered_before: set[str] = set()
     for f in sorted(frames, key=lambda f: f.recv_ns):
+        for old, (task, at) in list(suspect.items()):
+            if f.recv_ns - at > HANDOVER_NS:
+                doubled.add(task)
+                del suspect[old]
         if f.type == "offer" and f.task_id:
             if f.task_id in standing:
-                doubled.add(f.task_id)
+                suspect[standing[f.task_id]] = (f.task_id, f.recv_ns)
             elif f.task_id in offered_before:
                 reoffers += 1
             standing[f.task_id] = f.offer_id
@@ -152,7 +164,12 @@ def _classify_offers(frames: Sequence[FrameRecord]) -> tuple[set[str], int]:
         elif f.type in ("rescind", "assigned", "closed"):
             # A rescind may name only the offer; the task is then the one that offer was for.
             task = f.task_id or task_of_offer.get(f.offer_id, "")
+            if f.offer_id in suspect:
+                del suspect[f.offer_id]
+                reoffers += 1
+                continue
             standing.pop(task, None)
+    doubled.update(task for task, _ in suspect.values())
     return doubled, reoffers
 
 

@@ -144,3 +144,18 @@ def test_refused_and_failed_sends_are_counted_apart() -> None:
 def test_frame_records_survive_the_jsonl_round_trip() -> None:
     f = FrameRecord(12, "a", "offer", "t", "o", ("bkrunx1",), ("i1",))
     assert FrameRecord.from_json(f.to_json()) == f
+
+
+def test_a_hand_over_whose_rescind_trails_the_new_offer_is_not_a_double_offer() -> None:
+    # Routing rescinded o1 and offered the task to agent-2 in one batch; the feeds delivered agent-2's
+    # offer 2 ms before agent-1's rescind.
+    handover = [
+        FrameRecord(5 * MS, "agent-1", "offer", "t0", "o1", ("bkrunx0",), ()),
+        FrameRecord(90 * MS, "agent-2", "offer", "t0", "o2", ("bkrunx0",), ()),
+        FrameRecord(92 * MS, "agent-1", "rescind", "", "o1"),
+    ]
+    out = match([send(0, "bkrunx0", 0)], handover, start_ns=0)
+    assert (out.duplicated, out.reoffered) == (0, 1)
+    # The old offer still standing well after the new one: a double offer.
+    standing = [*handover[:2], FrameRecord(400 * MS, "agent-1", "rescind", "", "o1")]
+    assert match([send(0, "bkrunx0", 0)], standing, start_ns=0).duplicated == 1
