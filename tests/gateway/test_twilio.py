@@ -233,3 +233,29 @@ async def test_a_vendor_without_its_secret_is_refused_not_accepted(
         r = await http.post(gw.url + "/webhooks/twilio/messaging", data=_sms("SM" + uuid.uuid4().hex))
         assert r.status == 503
         assert (await r.json())["error"] == "vendor_not_configured"
+
+
+async def test_two_replicas_receiving_the_same_message_publish_it_once(
+    kafka_bootstrap: str,
+    make_database,  # type: ignore[no-untyped-def]
+    topic_prefix: str,
+) -> None:
+    from tests.gateway.harness import running_gateway
+
+    db = await make_database()
+    async with (
+        running_gateway(kafka_bootstrap, db, topic_prefix, OMNI_INSTANCE_ID="gw-a") as a,
+        running_gateway(kafka_bootstrap, db, topic_prefix, OMNI_INSTANCE_ID="gw-b") as b,
+        aiohttp.ClientSession() as http,
+    ):
+        inbound = await a.reader(Topic.INTERACTIONS_INBOUND)
+        sids = ["SM" + uuid.uuid4().hex for _ in range(10)]
+        posts = []
+        for sid in sids:
+            for gw in (a, b, a, b):
+                # Each replica has its own public URL here; a vendor signs the one it called.
+                posts.append(_post(http, gw, "/webhooks/twilio/messaging", _sms(sid, sender="+14155550177")))
+        answers = await asyncio.gather(*posts)
+        assert {r.status for r in answers} == {200}
+        events = await inbound.settle(2.0)
+    assert sorted(e["payload"]["vendor_message_id"] for e in events) == sorted(sids)
