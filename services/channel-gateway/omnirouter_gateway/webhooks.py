@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 
 import asyncpg
 from aiohttp import web
+from pydantic import ValidationError
 
 from omnirouter_gateway import metrics
 from omnirouter_gateway.inbound.base import (
+    Malformed,
     NotConfigured,
     RawRequest,
     Replayed,
@@ -121,7 +123,13 @@ def webhook_handler(
             body = await read_body(request, adapter.max_body)
             raw = raw_request(request, public_url, body)
             adapter.verify(raw, time.time())
-            parsed = adapter.parse(raw, datetime.now(UTC))
+            try:
+                parsed = adapter.parse(raw, datetime.now(UTC))
+            except ValidationError as exc:
+                # Every adapter turns unusable values into Malformed; this is the net under them, so a
+                # value the canonical event cannot hold is a 400, never a 500 and a vendor retry loop.
+                log.warning("adapter let a validation error through", extra={"endpoint": endpoint})
+                raise Malformed(f"{endpoint}: the request has values the event cannot hold") from exc
             if parsed.replay_tokens:
                 if replay_guard is None:
                     raise NotConfigured(f"{endpoint} needs replay protection, which is not wired")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from datetime import datetime
 from xml.sax.saxutils import escape
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from omnirouter_gateway.inbound import twilio_signature
 from omnirouter_gateway.inbound.base import (
@@ -74,7 +76,7 @@ def parse_address(raw: str) -> tuple[Channel, Address]:
     return Channel.SMS, Address(kind=AddressKind.PHONE, value=value)
 
 
-class _TwilioBase:
+class _TwilioBase(ABC):
     vendor = Vendor.TWILIO
     content_types = FORM
 
@@ -92,11 +94,22 @@ class _TwilioBase:
         # The auth token is the account's: a valid signature already proves the account.
         twilio_signature.verify(self._token, request)
 
+    def parse(self, request: RawRequest, received_at: datetime) -> Parsed:
+        try:
+            return self._parse(request, received_at)
+        except ValidationError as exc:
+            # Signed, but a value does not fit the canonical event (an id or address over its limit).
+            fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:3])
+            raise Malformed(f"Twilio request has unusable values ({fields})") from exc
+
+    @abstractmethod
+    def _parse(self, request: RawRequest, received_at: datetime) -> Parsed: ...
+
 
 class TwilioMessaging(_TwilioBase):
     name = "twilio_messaging"
 
-    def parse(self, request: RawRequest, received_at: datetime) -> Parsed:
+    def _parse(self, request: RawRequest, received_at: datetime) -> Parsed:
         form = request.form()
         sid = form.get("MessageSid") or form.get("SmsSid") or ""
         if not sid:
@@ -178,7 +191,7 @@ class TwilioVoice(_TwilioBase):
         self._queue = queue
         self._greeting = greeting
 
-    def parse(self, request: RawRequest, received_at: datetime) -> Parsed:
+    def _parse(self, request: RawRequest, received_at: datetime) -> Parsed:
         form = request.form()
         sid = require(form, "CallSid", "Twilio Voice")
         _, caller = parse_address(require(form, "From", "Twilio Voice"))
@@ -211,7 +224,7 @@ class TwilioVoiceStatus(_TwilioBase):
 
     name = "twilio_voice_status"
 
-    def parse(self, request: RawRequest, received_at: datetime) -> Parsed:
+    def _parse(self, request: RawRequest, received_at: datetime) -> Parsed:
         form = request.form()
         sid = require(form, "CallSid", "Twilio Voice status")
         raw_status = require(form, "CallStatus", "Twilio Voice status").lower()
