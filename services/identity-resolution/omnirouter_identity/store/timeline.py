@@ -110,8 +110,9 @@ class Context:
     history: tuple[TimelineItem, ...]
 
 
-_CONTEXT = """
-    WITH
+# The profile's name (set once, from the first contact that carries one) and its latest history,
+# excluding the entry being recorded. Shared by the read-only and the record-then-read statements.
+_NAMED_AND_HISTORY = """
         named AS (
             UPDATE profiles SET display_name = $2
             WHERE id = $1 AND display_name IS NULL AND $2::text IS NOT NULL
@@ -129,30 +130,18 @@ _CONTEXT = """
         WHERE p.id = $1
 """
 
-_RECORD_AND_CONTEXT = """
+_INSERT_ENTRY = """
     WITH
         ins AS (
             INSERT INTO timeline (entry_id, profile_id, origin_profile_id, identifier_id, channel, direction,
                                   kind, summary, source, routing_domain, interaction_id, data, occurred_at)
             VALUES ($5, $6, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16)
             ON CONFLICT ON CONSTRAINT timeline_entry_once DO NOTHING
-        ),
-        named AS (
-            UPDATE profiles SET display_name = $2
-            WHERE id = $1 AND display_name IS NULL AND $2::text IS NOT NULL
-            RETURNING id
-        )
-        SELECT coalesce(p.display_name, $2) AS display_name, p.preferred_channel,
-               (SELECT count(*) FROM named) AS named,
-               t.entry_id, t.occurred_at, t.channel, t.direction, t.kind, t.summary, t.source
-        FROM profiles p
-        LEFT JOIN LATERAL (
-            SELECT entry_id, occurred_at, channel, direction, kind, summary, source FROM timeline
-            WHERE profile_id = p.id AND entry_id <> $3
-            ORDER BY occurred_at DESC, id DESC LIMIT $4
-        ) t ON true
-        WHERE p.id = $1
-"""
+        ),"""
+
+_WITH = "WITH"
+_CONTEXT = _WITH + _NAMED_AND_HISTORY
+_RECORD_AND_CONTEXT = _INSERT_ENTRY + _NAMED_AND_HISTORY
 
 
 async def context(
