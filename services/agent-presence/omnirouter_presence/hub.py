@@ -23,6 +23,7 @@ from aiohttp import web
 from omnirouter_presence import metrics
 from omnirouter_presence import repository as repo
 from omnirouter_presence.domain.frames import Frame
+from omnirouter_shared.db.listen import PgListener
 from omnirouter_shared.observability.logging import get_logger
 
 log = get_logger(__name__)
@@ -51,11 +52,10 @@ class DesktopHub:
         on_sweep: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._pool = pool
-        self._dsn = dsn
         self._interval = sweep_interval_s
         self._on_sweep = on_sweep
         self._sessions: dict[str, set[DesktopSession]] = {}
-        self._listener: asyncpg.Connection | None = None
+        self._listener = PgListener(dsn, repo.NOTIFY_CHANNEL, self._on_notify)
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
         #: Agents with a push task scheduled or running, and those notified again since it started.
@@ -64,7 +64,7 @@ class DesktopHub:
 
     # -- lifecycle -------------------------------------------------------------------------------------
     async def start(self) -> None:
-        await self._listen()
+        await self._listener.open()
         self._task = asyncio.create_task(self._sweep_loop(), name="presence-hub-sweep")
 
     async def stop(self) -> None:
@@ -75,10 +75,7 @@ class DesktopHub:
         await self.close_all()
         for t in list(self._pending):
             t.cancel()
-        if self._listener is not None:
-            with contextlib.suppress(Exception):
-                await self._listener.close()
-            self._listener = None
+        await self._listener.close()
 
     async def close_all(self) -> None:
         """On shutdown: 1012 "service restart" tells desktops to reconnect (to another replica) and
@@ -90,7 +87,7 @@ class DesktopHub:
 
     @property
     def listening(self) -> bool:
-        return self._listener is not None and not self._listener.is_closed()
+        return self._listener.listening
 
     # -- sessions --------------------------------------------------------------------------------------
     def register(self, session: DesktopSession) -> None:
@@ -150,12 +147,7 @@ class DesktopHub:
             await session.ws.close(code=4001, message=reason.encode())
 
     # -- notifications ---------------------------------------------------------------------------------
-    async def _listen(self) -> None:
-        conn = await asyncpg.connect(self._dsn)
-        await conn.add_listener(repo.NOTIFY_CHANNEL, self._on_notify)
-        self._listener = conn
-
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _on_notify(self, payload: str) -> None:
         try:
             message = orjson.loads(payload)
             agent_id = str(message["agent_id"])
@@ -182,10 +174,9 @@ class DesktopHub:
         while True:
             await asyncio.sleep(self._interval)
             try:
-                if not self.listening:
+                if not self._listener.listening:
                     log.warning("LISTEN connection lost; reconnecting")
-                    self._listener = None
-                    await self._listen()
+                    await self._listener.ensure()
                 agents = self.connected_agents()
                 if agents:
                     async with self._pool.acquire() as conn:

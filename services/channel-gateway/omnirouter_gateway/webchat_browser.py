@@ -37,6 +37,7 @@ from omnirouter_gateway.intake import Intake, StillInFlight
 from omnirouter_gateway.outbound.webchat import NOTIFY_CHANNEL
 from omnirouter_gateway.settings import GatewaySettings
 from omnirouter_gateway.webhooks import read_body
+from omnirouter_shared.db.listen import PgListener
 from omnirouter_shared.http.errors import json_error
 from omnirouter_shared.kafka.producer import BrokerUnavailable
 from omnirouter_shared.observability.logging import get_logger
@@ -110,15 +111,14 @@ class VisitorSocket:
 class WebchatHub:
     def __init__(self, pool: asyncpg.Pool, dsn: str, sweep_interval_s: float = SWEEP_INTERVAL_S) -> None:
         self._pool = pool
-        self._dsn = dsn
         self._interval = sweep_interval_s
         self._sockets: dict[str, set[VisitorSocket]] = {}
-        self._listener: asyncpg.Connection | None = None
+        self._listener = PgListener(dsn, NOTIFY_CHANNEL, self._on_notify)
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        await self._listen()
+        await self._listener.open()
         self._task = asyncio.create_task(self._sweep_loop(), name="webchat-sweep")
 
     async def stop(self) -> None:
@@ -133,10 +133,7 @@ class WebchatHub:
                     await s.ws.close(code=1012, message=b"server restarting")
         for task in list(self._pending):
             task.cancel()
-        if self._listener is not None:
-            with contextlib.suppress(Exception):
-                await self._listener.close()
-            self._listener = None
+        await self._listener.close()
 
     def register(self, sock: VisitorSocket) -> None:
         self._sockets.setdefault(sock.visitor_id, set()).add(sock)
@@ -174,12 +171,7 @@ class WebchatHub:
             except (*_DB_ERRORS, ConnectionError, RuntimeError) as exc:
                 log.warning("web chat push failed; the sweep retries", extra={"error": type(exc).__name__})
 
-    async def _listen(self) -> None:
-        conn = await asyncpg.connect(self._dsn)
-        await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
-        self._listener = conn
-
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _on_notify(self, payload: str) -> None:
         try:
             visitor_id = str(orjson.loads(payload)["visitor_id"])
         except (orjson.JSONDecodeError, KeyError, TypeError):
@@ -194,10 +186,9 @@ class WebchatHub:
         while True:
             await asyncio.sleep(self._interval)
             try:
-                if self._listener is None or self._listener.is_closed():
+                if not self._listener.listening:
                     log.warning("web chat LISTEN connection lost; reconnecting")
-                    self._listener = None
-                    await self._listen()
+                    await self._listener.ensure()
                 now = time.time()
                 for visitor_id, sockets in list(self._sockets.items()):
                     for sock in list(sockets):
