@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,31 +14,12 @@ from omnirouter_shared.contracts.envelope import new_envelope
 from omnirouter_shared.contracts.identity import ConsentChanged
 from omnirouter_shared.contracts.replies import ReplyPurpose
 from omnirouter_shared.topics import Topic
-from tests.conftest import MakeDatabase
-from tests.gateway.fake_vendors import ADDRESSES, FakeVendors, outbound_gateway, publish, reply, statuses
+from tests.gateway.fake_vendors import ADDRESSES, FakeVendors, publish, reply, statuses
 from tests.gateway.harness import Gateway
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeVendors]:
-    vendors = FakeVendors()
-    await vendors.start()
-    try:
-        yield vendors
-    finally:
-        await vendors.stop()
-
-
-@pytest.fixture
-async def gw(
-    kafka_bootstrap: str, make_database: MakeDatabase, topic_prefix: str, fake: FakeVendors
-) -> AsyncIterator[Gateway]:
-    async with outbound_gateway(kafka_bootstrap, await make_database(), topic_prefix, fake) as gateway:
-        yield gateway
 
 
 async def consent(

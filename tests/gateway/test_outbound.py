@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -30,24 +29,6 @@ from tests.gateway.fake_vendors import (
 from tests.gateway.harness import Gateway
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeVendors]:
-    vendors = FakeVendors()
-    await vendors.start()
-    try:
-        yield vendors
-    finally:
-        await vendors.stop()
-
-
-@pytest.fixture
-async def gw(
-    kafka_bootstrap: str, make_database: MakeDatabase, topic_prefix: str, fake: FakeVendors
-) -> AsyncIterator[Gateway]:
-    async with outbound_gateway(kafka_bootstrap, await make_database(), topic_prefix, fake) as gateway:
-        yield gateway
 
 
 # -- pure parts ----------------------------------------------------------------------------------------
