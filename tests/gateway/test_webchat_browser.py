@@ -17,32 +17,18 @@ from omnirouter_gateway.outbound.webchat import WebchatSender
 from omnirouter_shared.contracts.common import Address, AddressKind, Channel
 from omnirouter_shared.contracts.replies import ReplyRequested
 from omnirouter_shared.topics import Topic
+from tests.browser import BROWSER_MARKS, chromium
 from tests.gateway.harness import Gateway
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "gateway"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (make browser-deps)"
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with chromium(ARTIFACTS) as launched:
+        yield launched
 
 
 async def test_widget_sends_and_shows_a_reply(gateway: Gateway, browser: Any) -> None:

@@ -19,6 +19,7 @@ from omnirouter_shared.contracts.identity import TimelineItem
 from omnirouter_shared.contracts.routing import TaskAssigned
 from omnirouter_shared.devstack.ports import free_port
 from omnirouter_shared.topics import Topic
+from tests.browser import BROWSER_MARKS, chromium
 from tests.presence.harness import (
     ADMIN,
     create_agent,
@@ -30,39 +31,15 @@ from tests.presence.harness import (
     watch,
 )
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "presence"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (make browser-deps)"
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with chromium(ARTIFACTS) as launched:
+        yield launched
 
 
 class RoutingStatsStub:
