@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -56,11 +57,14 @@ async def serve(app: web.Application, settings: ServiceSettings, *, drain_delay_
     log.info("stopped")
 
 
+S = TypeVar("S", bound=ServiceSettings)
+
+
 def service_main(
     *,
     service: str,
-    settings_cls: type[ServiceSettings],
-    build_app: Callable[[ServiceSettings], Awaitable[web.Application]],
+    settings_cls: type[S],
+    build_app: Callable[[S], Awaitable[web.Application]],
     schemas: Sequence[tuple[str, Path]],
     environ: dict[str, str],
     argv: Sequence[str] | None = None,

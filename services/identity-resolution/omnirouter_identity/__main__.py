@@ -5,24 +5,16 @@ from __future__ import annotations
 import os
 import sys
 
-from aiohttp import web
-
 from omnirouter_identity.app import MIGRATIONS, SCHEMA, build_app
 from omnirouter_identity.settings import IdentitySettings
 from omnirouter_shared.runtime import service_main
-from omnirouter_shared.settings import ServiceSettings
-
-
-async def _build(settings: ServiceSettings) -> web.Application:
-    assert isinstance(settings, IdentitySettings)
-    return await build_app(settings)
 
 
 def main(argv: list[str] | None = None) -> int:
     return service_main(
         service="identity-resolution",
         settings_cls=IdentitySettings,
-        build_app=_build,
+        build_app=build_app,
         schemas=[(SCHEMA, MIGRATIONS)],
         environ=dict(os.environ),
         argv=argv,

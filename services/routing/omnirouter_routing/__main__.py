@@ -5,18 +5,10 @@ from __future__ import annotations
 import os
 import sys
 
-from aiohttp import web
-
 from omnirouter_routing.app import MIGRATIONS, SCHEMA, build_app
 from omnirouter_routing.config import ConfigError
 from omnirouter_routing.settings import RoutingSettings
 from omnirouter_shared.runtime import service_main
-from omnirouter_shared.settings import ServiceSettings
-
-
-async def _build(settings: ServiceSettings) -> web.Application:
-    assert isinstance(settings, RoutingSettings)
-    return await build_app(settings)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
         return service_main(
             service="routing",
             settings_cls=RoutingSettings,
-            build_app=_build,
+            build_app=build_app,
             schemas=[(SCHEMA, MIGRATIONS)],
             environ=dict(os.environ),
             argv=argv,
