@@ -109,6 +109,9 @@ def webhook_handler(
     adapter: WebhookAdapter, intake: Intake, public_url: str, replay_guard: ReplayGuard | None = None
 ) -> Handler:
     endpoint = adapter.name
+    # Bound once: labels() is a locked dictionary lookup, and these run on every accepted webhook.
+    answered = {o: metrics.WEBHOOKS.labels(endpoint, o, "") for o in ("accepted", "duplicate")}
+    latency = metrics.INTAKE_LATENCY.labels(endpoint)
 
     async def handle(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
@@ -154,8 +157,8 @@ def webhook_handler(
                 metrics.WEBHOOKS.labels(endpoint, "unavailable", "in_flight").inc()
                 return json_error(503, "unavailable", str(exc), headers={"Retry-After": "5"})
             outcome = "accepted" if result.published or not result.duplicates else "duplicate"
-            metrics.WEBHOOKS.labels(endpoint, outcome, "").inc()
-            metrics.INTAKE_LATENCY.labels(endpoint).observe(time.perf_counter() - started)
+            answered[outcome].inc()
+            latency.observe(time.perf_counter() - started)
             return adapter.success(parsed)
 
     return handle
